@@ -1,0 +1,131 @@
+# mailtrail: a Postfix milter that tracks, locates and routes mail.
+#   make            build the programs into build/
+#   make check      install test dependencies, run unit, fuzz-corpus and
+#                   integration tests (ASan+UBSan build)
+#   make demo       run the whole pipeline on loopback and show the result
+#   make bench      print the benchmark table
+#   make install PREFIX=/usr DESTDIR=...
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+
+CC      ?= cc
+WARN     = -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Werror
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(CFLAGS)
+LIBS     = -lmilter -lhiredis -lmaxminddb -ljansson -lssl -lcrypto -lpthread
+
+SANCC    = clang-14
+SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=all
+FUZZFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c)
+MILTER_SRC = $(wildcard milter/*.c)
+CLI_SRC    = $(wildcard cli/*.c)
+HDRS       = $(wildcard common/*.h state/*.h geo/*.h milter/*.h cli/*.h)
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
+
+B  = build
+BS = build/san
+BF = build/fuzz
+
+PROGS     = $(B)/mailtrail-milter $(B)/mailtrail
+SAN_PROGS = $(BS)/mailtrail-milter $(BS)/mailtrail
+UNIT_BINS = $(UNIT_SRC:tests/unit/%.c=$(BS)/%)
+FUZZ_BINS = $(FUZZ_SRC:tests/fuzz/%.c=$(BF)/%)
+
+export ASAN_OPTIONS  = detect_leaks=1:abort_on_error=0:allocator_may_return_null=1
+export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS  = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+.PHONY: all deps check unit fuzz-replay integration demo bench install clean san fuzz geodb
+
+all: $(PROGS)
+
+deps:
+	@sh packaging/deps.sh
+
+# --- normal build -------------------------------------------------------
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libmt.a: $(LIB_SRC:%.c=$(B)/%.o)
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/mailtrail-milter: $(MILTER_SRC:%.c=$(B)/%.o) $(B)/libmt.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/mailtrail: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libmt.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+# --- sanitizer build (tests run against this) ----------------------------
+$(BS)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(SANFLAGS) -c -o $@ $<
+
+$(BS)/libmt.a: $(LIB_SRC:%.c=$(BS)/%.o)
+	@rm -f $@; ar rcs $@ $^
+
+$(BS)/mailtrail-milter: $(MILTER_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
+	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
+
+$(BS)/mailtrail: $(CLI_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
+	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
+
+$(BS)/test_%: tests/unit/test_%.c $(BS)/libmt.a $(HDRS)
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) -Wno-unused-parameter $(SANFLAGS) \
+	    -o $@ $< $(BS)/libmt.a -lcmocka $(LIBS)
+
+san: $(SAN_PROGS) $(UNIT_BINS)
+
+# --- fuzz targets (libFuzzer) -------------------------------------------
+$(BF)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(BF)
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(FUZZFLAGS) \
+	    -o $@ $< $(LIB_SRC) $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+# --- tests ----------------------------------------------------------------
+check: deps
+	$(MAKE) all san fuzz
+	$(MAKE) unit fuzz-replay integration
+
+unit: $(UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS)
+
+fuzz-replay: $(FUZZ_BINS)
+	@sh tests/fuzz/replay.sh $(FUZZ_BINS)
+
+integration: $(SAN_PROGS)
+	MT_MILTER=$(CURDIR)/$(BS)/mailtrail-milter MT_CLI=$(CURDIR)/$(BS)/mailtrail \
+	    /usr/bin/python3 tests/integration/run.py
+
+demo: deps
+	$(MAKE) all
+	/usr/bin/python3 tests/demo.py
+
+bench: deps
+	$(MAKE) all
+	/usr/bin/python3 tests/bench/bench.py
+
+# --- install --------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(SYSCONFDIR)/mailtrail
+	install -m 755 $(B)/mailtrail-milter $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(B)/mailtrail $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 packaging/man/mailtrail.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 packaging/man/mailtrail.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 packaging/man/mailtrail-milter.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf.sample
+	test -e $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf || \
+	    install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf
+
+clean:
+	rm -rf build

@@ -1,0 +1,64 @@
+/*
+ * mailtrail.conf: OpenDKIM-style "Key value" lines. One immutable, reference
+ * counted snapshot per load, so a reload never pulls a configuration away
+ * from a connection that started with it.
+ */
+#ifndef MT_CONFIG_H
+#define MT_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+
+#define MT_CONFIG_DEFAULT "/etc/mailtrail/mailtrail.conf"
+
+enum mt_log_format { MT_LOG_KV, MT_LOG_JSON };
+enum mt_fail_action { MT_FAIL_TEMPFAIL, MT_FAIL_ACCEPT };
+
+struct mt_config {
+	int refs;			/* mt_config_ref / mt_config_unref */
+	char *path;
+
+	char *socket;			/* Socket */
+	mode_t umask;			/* UMask */
+	char *userid;			/* UserID, NULL = stay */
+	char *pidfile;			/* PidFile, NULL = none */
+
+	char *redis_server;		/* RedisServer: HOST:PORT or unix:/path */
+	char *redis_user;		/* from RedisPasswordFile, NULL = none */
+	char *redis_password;		/* from RedisPasswordFile, NULL = none */
+	int redis_timeout_ms;		/* RedisTimeout */
+	char *redis_prefix;		/* RedisPrefix */
+	long retention_days;		/* RetentionDays */
+	long events_maxlen;		/* EventsMaxLen: cap of the mt:events stream */
+
+	unsigned char *secret;		/* SecretKeyFile contents */
+	size_t secret_len;
+
+	struct mt_cidr_list internal;	/* InternalHosts */
+
+	char **geodb;			/* GeoDB, may repeat */
+	size_t n_geodb;
+
+	char *spool_dir;		/* SpoolDir */
+	enum mt_log_format log_format;	/* LogFormat */
+	enum mt_fail_action on_store_failure; /* StoreFailure: tempfail|accept */
+
+	/* Run by the last unref: lets the daemon free what it hung on it. */
+	void (*on_free)(struct mt_config *);
+	void *owner;			/* the daemon's per-config state */
+};
+
+/*
+ * Reads and checks FILE. On error returns NULL and writes "file:line: what"
+ * (or "file: what") into err. need_secret = 0 lets the `mailtrail` command
+ * read a daemon's file without the right to read the key.
+ */
+struct mt_config *mt_config_load(const char *path, int need_secret,
+    char *err, size_t errlen);
+struct mt_config *mt_config_ref(struct mt_config *);
+void mt_config_unref(struct mt_config *);
+
+#endif

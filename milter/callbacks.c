@@ -1,0 +1,473 @@
+/*
+ * libmilter callbacks. One connection context (cctx_) holding the
+ * configuration it started with, one message context (mctx_) per
+ * transaction; both reached through smfi_getpriv because libmilter may run
+ * one connection's callbacks on different worker threads.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "../common/cidr.h"
+#include "../common/log.h"
+#include "../common/text.h"
+#include "../common/trackid.h"
+#include "milter.h"
+
+#define HDR_ID "X-Mailtrail-ID"
+#define HDR_SENDER "X-Mailtrail-Sender"
+#define HDR_HOP "X-Mailtrail-Hop"
+#define HDR_PREFIX "X-Mailtrail-"
+#define ADDR_MAX 1024		/* longest address we keep */
+#define RCPT_KEEP 10000		/* recipients kept per record; all counted */
+#define NAME_MAX_LEN 512
+
+struct mt_msg {
+	char *mctx_sender_raw;		/* MAIL FROM argument as given */
+	char *mctx_sender;		/* normalised */
+	char *mctx_auth;
+	char **mctx_rcpt;
+	size_t mctx_nrcpt, mctx_rcpt_cap, mctx_rcpt_total;
+	char *mctx_msgid;
+	int mctx_n_id, mctx_n_sender, mctx_n_hop, mctx_n_other;
+	int mctx_kept_index;		/* 1-based X-Mailtrail-ID kept, or 0 */
+	char mctx_kept_id[MT_ID_SIZE];
+	uint64_t mctx_size;
+};
+
+struct mt_conn {
+	struct mt_config *cctx_cfg;
+	char cctx_ip[INET6_ADDRSTRLEN];
+	char *cctx_name;
+	char *cctx_helo;
+	char *cctx_by;
+	int cctx_internal;
+	unsigned long cctx_noreply;	/* SMFIP_NR_* agreed with the MTA */
+	struct mt_msg *cctx_msg;
+};
+
+static char *
+dup_clean(const char *s, size_t max)
+{
+	char *buf;
+	size_t len;
+
+	if (s == NULL)
+		return NULL;
+	len = strnlen(s, max * 4);
+	buf = malloc(max + 1);
+	if (buf == NULL)
+		return NULL;
+	mt_text_header(buf, max + 1, s, len);
+	return buf;
+}
+
+static char *
+dup_address(const char *s)
+{
+	char buf[ADDR_MAX];
+	size_t len = strnlen(s, 8192);
+
+	/* An address longer than we keep is cut, not dropped: it still counts. */
+	if (mt_text_address(buf, sizeof(buf), s, len) == (size_t)-1 &&
+	    mt_text_address(buf, sizeof(buf), s, sizeof(buf) - 2) == (size_t)-1)
+		strcpy(buf, "?");
+	return strdup(buf);
+}
+
+static void
+msg_free(struct mt_msg *m)
+{
+	if (m == NULL)
+		return;
+	free(m->mctx_sender_raw);
+	free(m->mctx_sender);
+	free(m->mctx_auth);
+	for (size_t i = 0; i < m->mctx_nrcpt; i++)
+		free(m->mctx_rcpt[i]);
+	free(m->mctx_rcpt);
+	free(m->mctx_msgid);
+	free(m);
+}
+
+static struct mt_conn *
+conn_of(SMFICTX *ctx)
+{
+	return smfi_getpriv(ctx);
+}
+
+/* The one place where failures become a milter answer. */
+static sfsistat
+failure_result(const struct mt_config *cfg)
+{
+	return cfg->on_store_failure == MT_FAIL_ACCEPT ? SMFIS_ACCEPT
+	    : SMFIS_TEMPFAIL;
+}
+
+static sfsistat
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	unsigned long want = SMFIP_NOUNKNOWN | SMFIP_NODATA |
+	    SMFIP_NR_HDR | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_EOH |
+	    SMFIP_NR_BODY | SMFIP_NR_MAIL | SMFIP_NR_RCPT;
+
+	(void)f2; (void)f3;
+	struct mt_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return SMFIS_REJECT;	/* libmilter: fall back to no options */
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
+	*pf1 = f1 & want;
+	*pf2 = *pf3 = 0;
+	c->cctx_noreply = *pf1;
+	smfi_setpriv(ctx, c);
+	if ((f0 & SMFIF_SETSYMLIST) != 0) {
+		smfi_setsymlist(ctx, SMFIM_CONNECT, (char *)"j {daemon_addr}");
+		smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"{auth_authen}");
+		smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
+	}
+	return SMFIS_CONTINUE;
+}
+
+/* Callbacks answer NOREPLY where the MTA agreed to it: one round trip less. */
+static sfsistat
+next(const struct mt_conn *c, unsigned long nr_flag)
+{
+	return (c && (c->cctx_noreply & nr_flag)) ? SMFIS_NOREPLY
+	    : SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
+{
+	struct mt_conn *c = conn_of(ctx);
+	const char *by = smfi_getsymval(ctx, (char *)"j");
+	char host[256];
+
+	if (c == NULL)
+		c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		mt_log(LOG_ERR, "out of memory at connect");
+		return SMFIS_TEMPFAIL;
+	}
+	c->cctx_cfg = mt_daemon_config();
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr,
+		    c->cctx_ip, sizeof(c->cctx_ip));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+		    c->cctx_ip, sizeof(c->cctx_ip));
+	else
+		strcpy(c->cctx_ip, "local");
+	/* No address means Postfix's own pickup (sendmail command): local. */
+	c->cctx_internal = sa == NULL || (sa->sa_family != AF_INET &&
+	    sa->sa_family != AF_INET6) ||
+	    mt_cidr_list_match(&c->cctx_cfg->internal, sa);
+	c->cctx_name = dup_clean(hostname ? hostname : "unknown", NAME_MAX_LEN);
+	if (by == NULL && gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		by = host;
+	}
+	c->cctx_by = dup_clean(by ? by : "localhost", NAME_MAX_LEN);
+	smfi_setpriv(ctx, c);
+	return next(c, SMFIP_NR_CONN);
+}
+
+static sfsistat
+cb_helo(SMFICTX *ctx, char *helo)
+{
+	struct mt_conn *c = conn_of(ctx);
+
+	if (c) {
+		free(c->cctx_helo);
+		c->cctx_helo = dup_clean(helo, NAME_MAX_LEN);
+	}
+	return next(c, SMFIP_NR_HELO);
+}
+
+static sfsistat
+cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct mt_conn *c = conn_of(ctx);
+	const char *auth = smfi_getsymval(ctx, (char *)"{auth_authen}");
+
+	if (c == NULL)
+		return SMFIS_ACCEPT;
+	msg_free(c->cctx_msg);
+	c->cctx_msg = calloc(1, sizeof(struct mt_msg));
+	if (c->cctx_msg == NULL)
+		return failure_result(c->cctx_cfg);
+	c->cctx_msg->mctx_sender_raw = strndup(argv[0] ? argv[0] : "<>", 8192);
+	c->cctx_msg->mctx_sender = dup_address(argv[0] ? argv[0] : "<>");
+	if (auth && *auth)
+		c->cctx_msg->mctx_auth = dup_clean(auth, NAME_MAX_LEN);
+	return next(c, SMFIP_NR_MAIL);
+}
+
+static sfsistat
+cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct mt_conn *c = conn_of(ctx);
+	struct mt_msg *m = c ? c->cctx_msg : NULL;
+
+	if (m == NULL || argv[0] == NULL)
+		return next(c, SMFIP_NR_RCPT);
+	m->mctx_rcpt_total++;
+	if (m->mctx_nrcpt == RCPT_KEEP)
+		return next(c, SMFIP_NR_RCPT);
+	if (m->mctx_nrcpt == m->mctx_rcpt_cap) {
+		size_t cap = m->mctx_rcpt_cap ? m->mctx_rcpt_cap * 2 : 4;
+		char **nv = realloc(m->mctx_rcpt, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return failure_result(c->cctx_cfg);
+		m->mctx_rcpt = nv;
+		m->mctx_rcpt_cap = cap;
+	}
+	m->mctx_rcpt[m->mctx_nrcpt] = dup_address(argv[0]);
+	if (m->mctx_rcpt[m->mctx_nrcpt] != NULL)
+		m->mctx_nrcpt++;
+	return next(c, SMFIP_NR_RCPT);
+}
+
+static void
+note_id_header(struct mt_conn *c, struct mt_msg *m, const char *value)
+{
+	m->mctx_n_id++;
+	/* Only the site's own hosts may hand us an ID to keep. */
+	if (m->mctx_kept_index != 0 || !(c->cctx_internal || m->mctx_auth))
+		return;
+	if (mt_id_verify(c->cctx_cfg->secret, c->cctx_cfg->secret_len, value,
+	    strlen(value), m->mctx_kept_id))
+		m->mctx_kept_index = m->mctx_n_id;
+}
+
+static sfsistat
+cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct mt_conn *c = conn_of(ctx);
+	struct mt_msg *m = c ? c->cctx_msg : NULL;
+
+	if (m == NULL)
+		return next(c, SMFIP_NR_HDR);
+	m->mctx_size += strlen(name) + strlen(value) + 4;
+	if (strncasecmp(name, HDR_PREFIX, sizeof(HDR_PREFIX) - 1) == 0) {
+		if (strcasecmp(name, HDR_ID) == 0)
+			note_id_header(c, m, value);
+		else if (strcasecmp(name, HDR_SENDER) == 0)
+			m->mctx_n_sender++;
+		else if (strcasecmp(name, HDR_HOP) == 0)
+			m->mctx_n_hop++;
+	} else if (strcasecmp(name, "Message-ID") == 0 && m->mctx_msgid == NULL) {
+		char buf[MT_HDR_LINE_MAX];
+		size_t n = mt_text_header(buf, sizeof(buf), value, strlen(value));
+		char *p = buf;
+
+		if (n >= 2 && buf[0] == '<' && buf[n - 1] == '>') {
+			buf[n - 1] = '\0';
+			p++;
+		}
+		if (*p)
+			m->mctx_msgid = strdup(p);
+	}
+	return next(c, SMFIP_NR_HDR);
+}
+
+static sfsistat
+cb_eoh(SMFICTX *ctx)
+{
+	return next(conn_of(ctx), SMFIP_NR_EOH);
+}
+
+static sfsistat
+cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	struct mt_conn *c = conn_of(ctx);
+
+	(void)chunk;
+	if (c && c->cctx_msg)
+		c->cctx_msg->mctx_size += len;
+	return next(c, SMFIP_NR_BODY);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Deletes every NAME header but the keep-th, last first: indices shift. */
+static void
+strip_headers(SMFICTX *ctx, const char *name, int n, int keep)
+{
+	for (int i = n; i >= 1; i--)
+		if (i != keep)
+			smfi_chgheader(ctx, (char *)name, i, NULL);
+}
+
+static void
+add_sender_header(SMFICTX *ctx, const char *raw)
+{
+	char inner[MT_HDR_LINE_MAX - sizeof(HDR_SENDER ": <>") + 2];
+	char value[MT_HDR_LINE_MAX];
+	size_t len = strlen(raw);
+
+	while (len > 0 && (*raw == '<' || *raw == ' ')) {
+		raw++;
+		len--;
+	}
+	while (len > 0 && (raw[len - 1] == '>' || raw[len - 1] == ' '))
+		len--;
+	mt_text_header(inner, sizeof(inner), raw, len);
+	snprintf(value, sizeof(value), "<%s>", inner);
+	smfi_insheader(ctx, 0, (char *)HDR_SENDER, value);
+}
+
+/*
+ * Outside mail loses every X-Mailtrail-* header; inside mail keeps one ID
+ * that verifies (and with it the first sender header) and gets ours.
+ */
+static void
+edit_headers(SMFICTX *ctx, const struct mt_msg *m, int submission,
+    const char *id)
+{
+	int kept = submission ? m->mctx_kept_index : 0;
+	int keep_sender = (kept && m->mctx_n_sender > 0) ? 1 : 0;
+
+	strip_headers(ctx, HDR_ID, m->mctx_n_id, kept);
+	strip_headers(ctx, HDR_SENDER, m->mctx_n_sender, keep_sender);
+	if (!submission)
+		strip_headers(ctx, HDR_HOP, m->mctx_n_hop, 0);
+	if (!submission)
+		return;
+	if (!keep_sender)
+		add_sender_header(ctx, m->mctx_sender_raw);
+	if (!kept)
+		smfi_insheader(ctx, 0, (char *)HDR_ID, (char *)id);
+}
+
+/* The record borrows the contexts' strings: it is not freed here. */
+static void
+fill_record(struct mt_record *r, const struct mt_conn *c,
+    const struct mt_msg *m, const char *qid, int64_t now)
+{
+	r->qid = (char *)qid;
+	r->msgid = m->mctx_msgid;
+	r->sender = m->mctx_sender;
+	r->rcpt = m->mctx_rcpt;
+	r->nrcpt = m->mctx_nrcpt;
+	r->client_ip = (char *)c->cctx_ip;
+	r->client_name = c->cctx_name;
+	r->helo = c->cctx_helo;
+	r->auth = m->mctx_auth;
+	r->size = m->mctx_size;
+	r->received_ms = now;
+	r->by = c->cctx_by;
+	r->hops = 0;
+}
+
+static sfsistat
+cb_eom(SMFICTX *ctx)
+{
+	struct mt_conn *c = conn_of(ctx);
+	struct mt_msg *m = c ? c->cctx_msg : NULL;
+	const struct mt_config *cfg;
+	struct mt_record r = { 0 };
+	enum mt_store_result stored = MT_STORE_REDIS;
+	char qidbuf[64], err[512];
+	const char *qid = smfi_getsymval(ctx, (char *)"i");
+	int submission;
+	int64_t now = now_ms();
+
+	if (m == NULL)
+		return SMFIS_CONTINUE;
+	cfg = c->cctx_cfg;
+	mt_text_header(qidbuf, sizeof(qidbuf), qid ? qid : "NOQUEUE",
+	    qid ? strlen(qid) : 7);
+	submission = c->cctx_internal || m->mctx_auth != NULL;
+	fill_record(&r, c, m, qidbuf, now);
+	if (submission && m->mctx_kept_index) {
+		memcpy(r.id, m->mctx_kept_id, sizeof(r.id));
+		r.id_kept = 1;
+	} else if (submission &&
+	    mt_id_new(cfg->secret, cfg->secret_len, (uint64_t)now, r.id) < 0) {
+		mt_log(LOG_ERR, "%s: cannot make a tracking ID: OpenSSL failed",
+		    qidbuf);
+		return failure_result(cfg);
+	}
+	if (submission) {
+		stored = mt_store_put(mt_runtime_of(cfg)->store, &r, err,
+		    sizeof(err));
+		if (stored == MT_STORE_FAILED) {
+			sfsistat res = failure_result(cfg);
+
+			mt_log(LOG_ERR, "%s: id=%s: record neither in Redis nor "
+			    "spooled: %s; %s the message", qidbuf, r.id, err,
+			    res == SMFIS_TEMPFAIL ? "deferring" : "accepting");
+			if (res == SMFIS_TEMPFAIL)
+				return res;
+		}
+	}
+	edit_headers(ctx, m, submission, r.id);
+	mt_logline(cfg, &r, submission, stored);
+	msg_free(m);
+	c->cctx_msg = NULL;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_abort(SMFICTX *ctx)
+{
+	struct mt_conn *c = conn_of(ctx);
+
+	if (c) {
+		msg_free(c->cctx_msg);
+		c->cctx_msg = NULL;
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_close(SMFICTX *ctx)
+{
+	struct mt_conn *c = conn_of(ctx);
+
+	if (c == NULL)
+		return SMFIS_CONTINUE;
+	msg_free(c->cctx_msg);
+	free(c->cctx_name);
+	free(c->cctx_helo);
+	free(c->cctx_by);
+	if (c->cctx_cfg)
+		mt_config_unref(c->cctx_cfg);
+	free(c);
+	smfi_setpriv(ctx, NULL);
+	return SMFIS_CONTINUE;
+}
+
+struct smfiDesc mt_milter_desc = {
+	.xxfi_name = (char *)"mailtrail",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_connect = cb_connect,
+	.xxfi_helo = cb_helo,
+	.xxfi_envfrom = cb_envfrom,
+	.xxfi_envrcpt = cb_envrcpt,
+	.xxfi_header = cb_header,
+	.xxfi_eoh = cb_eoh,
+	.xxfi_body = cb_body,
+	.xxfi_eom = cb_eom,
+	.xxfi_abort = cb_abort,
+	.xxfi_close = cb_close,
+	.xxfi_negotiate = cb_negotiate,
+};

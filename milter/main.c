@@ -1,0 +1,348 @@
+/*
+ * mailtrail-milter: start-up, privileges, signals and reload. The milter
+ * itself runs in a thread of its own so that this main thread can own the
+ * signals: libmilter's signal thread treats SIGHUP as "stop", and we want
+ * it to mean "reload".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "milter.h"
+
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mt_config *config_current;
+static volatile int milter_finished;
+
+struct mt_config *
+mt_daemon_config(void)
+{
+	struct mt_config *c;
+
+	pthread_mutex_lock(&config_lock);
+	c = mt_config_ref(config_current);
+	pthread_mutex_unlock(&config_lock);
+	return c;
+}
+
+static void
+store_report(int prio, const char *msg)
+{
+	mt_log(prio, "%s", msg);
+}
+
+static void
+runtime_free(struct mt_config *cfg)
+{
+	struct mt_runtime *rt = cfg->owner;
+
+	if (rt == NULL)
+		return;
+	mt_store_free(rt->store);
+	free(rt);
+	cfg->owner = NULL;
+}
+
+/* Gives a loaded configuration its store (and replayer); 0 or -1. */
+static int
+runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
+{
+	struct mt_runtime *rt = calloc(1, sizeof(*rt));
+
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rt->store = mt_store_new(cfg, store_report, err, errlen);
+	if (rt->store == NULL) {
+		free(rt);
+		return -1;
+	}
+	if (mt_store_start_replayer(rt->store) < 0) {
+		snprintf(err, errlen, "cannot start the spool replayer");
+		mt_store_free(rt->store);
+		free(rt);
+		return -1;
+	}
+	cfg->owner = rt;
+	cfg->on_free = runtime_free;
+	return 0;
+}
+
+static int
+lookup_user(const char *spec, uid_t *uid, gid_t *gid, char *name,
+    size_t namelen)
+{
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+	struct passwd *pw;
+
+	if (n >= namelen)
+		return -1;
+	memcpy(name, spec, n);
+	name[n] = '\0';
+	if ((pw = getpwnam(name)) == NULL)
+		return -1;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (colon) {
+		struct group *gr = getgrnam(colon + 1);
+
+		if (gr == NULL)
+			return -1;
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/* Creates DIR (one level) for USER if missing; start-up only. */
+static void
+make_dir(const char *dir, mode_t mode, int chown_it, uid_t uid, gid_t gid)
+{
+	if (mkdir(dir, mode) < 0 && errno != EEXIST)
+		mt_fatal("cannot create %s: %s", dir, strerror(errno));
+	if (chown_it && chown(dir, uid, gid) < 0)
+		mt_fatal("cannot chown %s: %s", dir, strerror(errno));
+}
+
+static const char *
+unix_socket_path(const char *sock)
+{
+	if (strncmp(sock, "unix:", 5) == 0)
+		return sock + 5;
+	if (strncmp(sock, "local:", 6) == 0)
+		return sock + 6;
+	return NULL;
+}
+
+static void
+open_socket(const struct mt_config *cfg, int have_user, uid_t uid, gid_t gid)
+{
+	const char *path = unix_socket_path(cfg->socket);
+	mode_t old;
+
+	if (path) {
+		char dir[4096];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (access(dir, F_OK) != 0)
+				make_dir(dir, 0750, have_user, uid, gid);
+		}
+	}
+	if (smfi_setconn(cfg->socket) == MI_FAILURE)
+		mt_fatal("bad Socket %s", cfg->socket);
+	if (smfi_register(mt_milter_desc) == MI_FAILURE)
+		mt_fatal("smfi_register failed");
+	old = umask(cfg->umask);
+	if (smfi_opensocket(1) == MI_FAILURE)
+		mt_fatal("cannot open milter socket %s: %s", cfg->socket,
+		    strerror(errno));
+	umask(old);
+	if (path && have_user && chown(path, uid, gid) < 0)
+		mt_fatal("cannot chown %s: %s", path, strerror(errno));
+}
+
+static void
+write_pidfile(const char *path)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL)
+		mt_fatal("cannot write PidFile %s: %s", path, strerror(errno));
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) != 0)
+		mt_fatal("cannot write PidFile %s: %s", path, strerror(errno));
+}
+
+static void
+drop_privileges(const char *name, uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		mt_fatal("cannot become %s: %s", name, strerror(errno));
+	/* A setuid that left a way back would be no drop at all. */
+	if (uid != 0 && (setuid(0) == 0 || geteuid() != uid))
+		mt_fatal("privileges of %s could be regained; refusing to run",
+		    name);
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		mt_fatal("fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		mt_fatal("setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		mt_fatal("chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+static void
+reload(const char *path)
+{
+	char err[1024];
+	struct mt_config *fresh = mt_config_load(path, 1, err, sizeof(err));
+	struct mt_config *old;
+
+	if (fresh == NULL) {
+		mt_log(LOG_WARNING, "reload failed, keeping the configuration "
+		    "in service: %s", err);
+		return;
+	}
+	if (runtime_attach(fresh, err, sizeof(err)) < 0) {
+		mt_log(LOG_WARNING, "reload failed, keeping the configuration "
+		    "in service: %s", err);
+		mt_config_unref(fresh);
+		return;
+	}
+	pthread_mutex_lock(&config_lock);
+	old = config_current;
+	config_current = fresh;
+	pthread_mutex_unlock(&config_lock);
+	if (strcmp(old->socket, fresh->socket) != 0)
+		mt_log(LOG_WARNING, "Socket changed to %s: takes effect at the "
+		    "next restart", fresh->socket);
+	/* Connections in flight still hold references to the old one. */
+	mt_config_unref(old);
+	mt_log(LOG_INFO, "configuration reloaded from %s", path);
+}
+
+static void *
+milter_thread(void *arg)
+{
+	int *rc = arg;
+
+	*rc = smfi_main();
+	milter_finished = 1;
+	kill(getpid(), SIGTERM);	/* wake the main thread's sigwait */
+	return NULL;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mailtrail-milter [-c FILE] [-f] [-n]\n"
+	    "  -c FILE  configuration (default %s)\n"
+	    "  -f       stay in the foreground, log to stderr too\n"
+	    "  -n       check the configuration and exit\n", MT_CONFIG_DEFAULT);
+	exit(2);
+}
+
+static int
+serve(const char *path)
+{
+	sigset_t set;
+	pthread_t tid;
+	int rc = MI_FAILURE, sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* Blocked before any thread exists, so every thread inherits it. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_create(&tid, NULL, milter_thread, &rc) != 0)
+		mt_fatal("cannot start the milter thread");
+	/*
+	 * Linux hands a process-directed signal to the main thread when it
+	 * accepts it, so this sigwait sees kill(pid) before libmilter's.
+	 */
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP && !milter_finished) {
+			reload(path);
+			continue;
+		}
+		break;
+	}
+	if (!milter_finished)
+		smfi_stop();
+	pthread_join(tid, NULL);
+	return rc == MI_SUCCESS ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = MT_CONFIG_DEFAULT;
+	int foreground = 0, check = 0, opt, have_user = 0, rc;
+	char err[1024], name[256];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	struct mt_config *cfg;
+
+	while ((opt = getopt(argc, argv, "c:fnh")) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'n': check = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	cfg = mt_config_load(path, 1, err, sizeof(err));
+	if (cfg == NULL) {
+		fprintf(stderr, "mailtrail-milter: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK\n", path);
+		mt_config_unref(cfg);
+		return 0;
+	}
+	mt_log_open("mailtrail-milter", foreground);
+	if (cfg->userid) {
+		if (lookup_user(cfg->userid, &uid, &gid, name, sizeof(name)) < 0)
+			mt_fatal("UserID %s: no such user or group", cfg->userid);
+		have_user = 1;
+	}
+	if (!foreground)
+		daemonize();
+	make_dir(cfg->spool_dir, 0750, have_user, uid, gid);
+	if (cfg->pidfile)
+		write_pidfile(cfg->pidfile);
+	open_socket(cfg, have_user, uid, gid);
+	if (have_user)
+		drop_privileges(name, uid, gid);
+	if (runtime_attach(cfg, err, sizeof(err)) < 0)
+		mt_fatal("%s", err);
+	config_current = cfg;
+	mt_log(LOG_INFO, "starting: socket %s, redis %s, spool %s",
+	    cfg->socket, cfg->redis_server, cfg->spool_dir);
+	rc = serve(path);
+	mt_log(rc == 0 ? LOG_INFO : LOG_ERR, "stopping%s",
+	    rc == 0 ? "" : ": the milter loop failed");
+	if (config_current->pidfile)
+		unlink(config_current->pidfile);
+	mt_config_unref(config_current);
+	closelog();
+	return rc;
+}

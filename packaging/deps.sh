@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the Debian 12 packages that building, testing, the demo and the
+# benchmark need. Safe to run again: it only calls apt-get when something is
+# missing, so a machine that has everything pays one dpkg query.
+set -eu
+
+PKGS="build-essential pkg-config clang-14 libclang-rt-14-dev
+libmilter-dev libhiredis-dev libmaxminddb-dev libssl-dev libjansson-dev
+libcmocka-dev postfix redis-server redis-tools swaks miltertest
+libmaxmind-db-writer-perl mmdb-bin python3 python3-redis util-linux
+iproute2 procps"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps.sh: missing packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+# Postfix asks how to configure itself; the tests bring their own main.cf.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing

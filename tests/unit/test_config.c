@@ -1,0 +1,172 @@
+/* mailtrail.conf: defaults, every error names file:line, key file rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../../common/config.h"
+
+static char dir[] = "/tmp/mt-config-XXXXXX";
+static char keypath[256], confpath[256];
+
+static int
+setup(void **state)
+{
+	FILE *fp;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(keypath, sizeof(keypath), "%s/key", dir);
+	snprintf(confpath, sizeof(confpath), "%s/conf", dir);
+	fp = fopen(keypath, "w");
+	fputs("0123456789abcdef0123456789abcdef", fp);
+	fclose(fp);
+	chmod(keypath, 0600);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	unlink(keypath);
+	unlink(confpath);
+	rmdir(dir);
+	return 0;
+}
+
+static struct mt_config *
+load_text(const char *text, char *err, size_t errlen)
+{
+	FILE *fp = fopen(confpath, "w");
+
+	fprintf(fp, "SecretKeyFile %s\n%s", keypath, text);
+	fclose(fp);
+	return mt_config_load(confpath, 1, err, errlen);
+}
+
+static void
+defaults_follow_the_product_contract(void **state)
+{
+	char err[512];
+	struct mt_config *c = load_text("", err, sizeof(err));
+
+	assert_non_null(c);
+	assert_string_equal(c->socket, "unix:/run/mailtrail/milter.sock");
+	assert_int_equal(c->umask, 007);
+	assert_string_equal(c->redis_server, "127.0.0.1:6379");
+	assert_string_equal(c->redis_prefix, "mt:");
+	assert_int_equal(c->retention_days, 30);
+	assert_string_equal(c->spool_dir, "/var/spool/mailtrail");
+	assert_int_equal(c->log_format, MT_LOG_KV);
+	assert_int_equal(c->secret_len, 32);
+	assert_true(mt_cidr_list_match_text(&c->internal, "127.0.0.1"));
+	assert_true(mt_cidr_list_match_text(&c->internal, "::1"));
+	assert_false(mt_cidr_list_match_text(&c->internal, "192.0.2.1"));
+	mt_config_unref(c);
+}
+
+static void
+keys_and_comments_are_read(void **state)
+{
+	char err[512];
+	struct mt_config *c = load_text(
+	    "# comment\n\n  socket   inet:8891@127.0.0.1  \n"
+	    "RedisServer unix:/run/redis.sock\nRetentionDays 7\n"
+	    "InternalHosts 10.0.0.0/8, 2001:db8::/32\nLogFormat json\n"
+	    "UMask 002\nRedisPrefix x:\n", err, sizeof(err));
+
+	assert_non_null(c);
+	assert_string_equal(c->socket, "inet:8891@127.0.0.1");
+	assert_string_equal(c->redis_server, "unix:/run/redis.sock");
+	assert_int_equal(c->retention_days, 7);
+	assert_int_equal(c->log_format, MT_LOG_JSON);
+	assert_int_equal(c->umask, 002);
+	assert_true(mt_cidr_list_match_text(&c->internal, "10.1.2.3"));
+	assert_true(mt_cidr_list_match_text(&c->internal, "2001:db8::5"));
+	assert_false(mt_cidr_list_match_text(&c->internal, "127.0.0.1"));
+	mt_config_unref(c);
+}
+
+static void
+expect_error(const char *text, const char *want)
+{
+	char err[512];
+	struct mt_config *c = load_text(text, err, sizeof(err));
+
+	assert_null(c);
+	if (strstr(err, want) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void
+errors_name_file_and_line(void **state)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), "%s:3: unknown key \"Bogus\"", confpath);
+	expect_error("# c\nBogus 1\n", want);
+	snprintf(want, sizeof(want), "%s:2: RetentionDays", confpath);
+	expect_error("RetentionDays forever\n", want);
+	expect_error("Socket tcp:1\n", "neither unix:/path nor inet:PORT@HOST");
+	expect_error("RedisServer localhost\n", "neither HOST:PORT nor unix:/path");
+	expect_error("InternalHosts 10.0.0.0/33\n", "\"10.0.0.0/33\" is not an address");
+	expect_error("LogFormat xml\n", "neither kv nor json");
+	expect_error("Socket inet:1@h\nSocket inet:2@h\n", "given twice");
+	expect_error("UserID no-such-user-here\n", "no such user");
+	expect_error("Socket\n", "missing value");
+}
+
+static void
+readable_secret_key_is_refused(void **state)
+{
+	char err[512];
+
+	chmod(keypath, 0640);
+	assert_null(load_text("", err, sizeof(err)));
+	assert_non_null(strstr(err, "accessible by group or others"));
+	chmod(keypath, 0600);
+}
+
+static void
+missing_secret_key_is_an_error_only_for_the_daemon(void **state)
+{
+	char err[512];
+	FILE *fp = fopen(confpath, "w");
+	struct mt_config *c;
+
+	fputs("RedisPrefix y:\n", fp);
+	fclose(fp);
+	assert_null(mt_config_load(confpath, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "SecretKeyFile is required"));
+	c = mt_config_load(confpath, 0, err, sizeof(err));
+	assert_non_null(c);
+	mt_config_unref(c);
+}
+
+static void
+unreadable_file_is_an_error(void **state)
+{
+	char err[512];
+
+	assert_null(mt_config_load("/nonexistent/mt.conf", 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/mt.conf: cannot open"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults_follow_the_product_contract),
+		cmocka_unit_test(keys_and_comments_are_read),
+		cmocka_unit_test(errors_name_file_and_line),
+		cmocka_unit_test(readable_secret_key_is_refused),
+		cmocka_unit_test(missing_secret_key_is_an_error_only_for_the_daemon),
+		cmocka_unit_test(unreadable_file_is_an_error),
+	};
+	return cmocka_run_group_tests_name("config", tests, setup, teardown);
+}
