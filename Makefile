@@ -14,7 +14,7 @@ CC      ?= cc
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Werror
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(CFLAGS)
-LIBS     = -lmilter -lhiredis -lmaxminddb -ljansson -lssl -lcrypto -lpthread
+LIBS     = -lmilter -lhiredis -lmaxminddb -ljansson -lssl -lcrypto -lpthread -lm
 
 SANCC    = clang-14
 SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \

@@ -1,0 +1,298 @@
+/*
+ * Redis reads for the `mailtrail` command: resolve what the user typed
+ * (tracking ID, queue ID or Message-ID) to an ID, and load that message's
+ * record, recipients and events. Replies are checked for shape, never trusted.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Events beyond this many are not shown (retention bounds them anyway). */
+#define EVENTS_MAX 10000
+
+redisReply *
+cli_command(struct cli *c, const char *fmt, ...)
+{
+	redisReply *r;
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = redisvCommand(c->rc, fmt, ap);
+	va_end(ap);
+	if (r == NULL) {
+		snprintf(c->err, sizeof(c->err), "Redis: %s",
+		    c->rc->errstr[0] ? c->rc->errstr : "no reply");
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(c->err, sizeof(c->err), "Redis: %.*s",
+		    (int)(r->len > 300 ? 300 : r->len), r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+int
+cli_reply_is_pairs(const redisReply *r)
+{
+	size_t i;
+
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
+		return 0;
+	for (i = 0; i < r->elements; i++)
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			return 0;
+	return 1;
+}
+
+int
+cli_id_plausible(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > CLI_ID_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+/* Our own tracking IDs: 26 of [0-9a-v], '.', 16 of [0-9a-v]. */
+static int
+has_trackid_form(const char *s, char out[CLI_ID_MAX + 1])
+{
+	size_t i;
+
+	if (strlen(s) != 43)
+		return 0;
+	for (i = 0; i < 43; i++) {
+		int ch = tolower((unsigned char)s[i]);
+
+		if (i == 26 ? ch != '.' : !((ch >= '0' && ch <= '9') ||
+		    (ch >= 'a' && ch <= 'v')))
+			return 0;
+		out[i] = (char)ch;
+	}
+	out[43] = '\0';
+	return 1;
+}
+
+/* 1 when P{id} exists, 0 when not, -1 on error. */
+static int
+record_exists(struct cli *c, const char *id)
+{
+	redisReply *r = cli_command(c, "EXISTS %s{%s}", c->prefix, id);
+	int rc;
+
+	if (r == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	freeReplyObject(r);
+	return rc;
+}
+
+/*
+ * Follows the pointer key P KIND:NAME. 1 with id filled, 0 when absent or
+ * dangling (err says which), -1 on error.
+ */
+static int
+follow_pointer(struct cli *c, const char *kind, const char *name,
+    size_t namelen, char id[CLI_ID_MAX + 1])
+{
+	redisReply *r;
+	int rc;
+
+	r = cli_command(c, "GET %s%s:%b", c->prefix, kind, name, namelen);
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		return 0;
+	}
+	if (!cli_id_plausible(r->str, r->len)) {
+		snprintf(c->err, sizeof(c->err), "%s key points to a malformed ID",
+		    kind);
+		freeReplyObject(r);
+		return 0;
+	}
+	memcpy(id, r->str, r->len);
+	id[r->len] = '\0';
+	freeReplyObject(r);
+	rc = record_exists(c, id);
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err),
+		    "%s points to %s, whose record has expired or was removed",
+		    kind, id);
+	return rc;
+}
+
+/* Message-IDs are stored without the angle brackets or surrounding blanks. */
+static void
+strip_msgid(const char *arg, const char **s, size_t *len)
+{
+	const char *p = arg, *e = arg + strlen(arg);
+
+	while (p < e && isspace((unsigned char)*p))
+		p++;
+	while (e > p && isspace((unsigned char)e[-1]))
+		e--;
+	if (e - p >= 2 && p[0] == '<' && e[-1] == '>') {
+		p++;
+		e--;
+	}
+	*s = p;
+	*len = (size_t)(e - p);
+}
+
+int
+cli_resolve(struct cli *c, const char *arg, char id[CLI_ID_MAX + 1])
+{
+	const char *m;
+	size_t mlen;
+	int rc;
+
+	c->err[0] = '\0';
+	if (has_trackid_form(arg, id)) {
+		rc = record_exists(c, id);
+		if (rc != 0)
+			return rc;
+	}
+	rc = follow_pointer(c, "qid", arg, strlen(arg), id);
+	if (rc != 0)
+		return rc;
+	strip_msgid(arg, &m, &mlen);
+	if (mlen == 0)
+		return 0;
+	return follow_pointer(c, "msgid", m, mlen, id);
+}
+
+/* Keeps the events that are JSON objects; counts the rest in m->bad. */
+static void
+parse_events(struct cli_msg *m)
+{
+	size_t i;
+	const redisReply *e;
+	json_t *v;
+
+	m->ev = cli_xmalloc(m->evraw->elements * sizeof(*m->ev));
+	for (i = 0; i < m->evraw->elements; i++) {
+		e = m->evraw->element[i];
+		v = NULL;
+		if (e->type == REDIS_REPLY_STRING)
+			v = json_loadb(e->str, e->len, JSON_REJECT_DUPLICATES,
+			    NULL);
+		if (v == NULL || !json_is_object(v)) {
+			json_decref(v);
+			m->bad++;
+			continue;
+		}
+		m->ev[m->nev++] = v;
+	}
+}
+
+int
+cli_collect_replies(struct cli *c, redisReply **out, size_t n)
+{
+	size_t i;
+	int rc = 0;
+	void *r;
+
+	for (i = 0; i < n; i++) {
+		out[i] = NULL;
+		if (redisGetReply(c->rc, &r) != REDIS_OK) {
+			snprintf(c->err, sizeof(c->err), "Redis: %s",
+			    c->rc->errstr);
+			for (; i < n; i++)
+				out[i] = NULL;
+			return -1;	/* the connection is unusable now */
+		}
+		out[i] = r;
+		if (rc == 0 && out[i]->type == REDIS_REPLY_ERROR) {
+			snprintf(c->err, sizeof(c->err), "Redis: %.*s",
+			    (int)(out[i]->len > 300 ? 300 : out[i]->len),
+			    out[i]->str);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+int
+cli_msg_load(struct cli *c, const char *id, int with_events,
+    struct cli_msg *m)
+{
+	redisReply *r[3] = { NULL, NULL, NULL };
+	int n = with_events ? 3 : 2, i;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	redisAppendCommand(c->rc, "HGETALL %s{%s}", c->prefix, id);
+	redisAppendCommand(c->rc, "HGETALL %s{%s}:rcpt", c->prefix, id);
+	if (with_events)
+		redisAppendCommand(c->rc, "LRANGE %s{%s}:ev 0 %d", c->prefix,
+		    id, EVENTS_MAX - 1);
+	if (cli_collect_replies(c, r, (size_t)n) != 0) {
+		for (i = 0; i < n; i++)
+			if (r[i] != NULL)
+				freeReplyObject(r[i]);
+		return -1;
+	}
+	m->rec = r[0];
+	m->rcpt = r[1];
+	m->evraw = r[2];
+	if (!cli_reply_is_pairs(m->rec) || !cli_reply_is_pairs(m->rcpt) ||
+	    (m->evraw != NULL && m->evraw->type != REDIS_REPLY_ARRAY)) {
+		snprintf(c->err, sizeof(c->err),
+		    "Redis: keys of %s have an unexpected type", id);
+		cli_msg_free(m);
+		return -1;
+	}
+	if (m->rec->elements == 0) {
+		cli_msg_free(m);
+		return 0;
+	}
+	if (m->evraw != NULL)
+		parse_events(m);
+	return 1;
+}
+
+void
+cli_msg_free(struct cli_msg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nev; i++)
+		json_decref(m->ev[i]);
+	free(m->ev);
+	if (m->rec != NULL)
+		freeReplyObject(m->rec);
+	if (m->rcpt != NULL)
+		freeReplyObject(m->rcpt);
+	if (m->evraw != NULL)
+		freeReplyObject(m->evraw);
+	memset(m, 0, sizeof(*m));
+}
+
+const char *
+cli_msg_field(const struct cli_msg *m, const char *name, size_t *len)
+{
+	size_t i, nlen = strlen(name);
+
+	for (i = 0; i + 1 < m->rec->elements; i += 2) {
+		const redisReply *k = m->rec->element[i];
+
+		if (k->len == nlen && memcmp(k->str, name, nlen) == 0) {
+			*len = m->rec->element[i + 1]->len;
+			return m->rec->element[i + 1]->str;
+		}
+	}
+	*len = 0;
+	return NULL;
+}

@@ -1,0 +1,427 @@
+/*
+ * `mailtrail search`: messages by sender and/or recipient from the
+ * P from:ADDR / P to:ADDR sorted sets (scored by received ms), newest first,
+ * within --since/--until, as a table or a JSON array.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "../common/text.h"
+
+#define LIMIT_DEFAULT 100
+#define LIMIT_MAX 100000
+/* With both --from and --to, each side is read up to this many IDs. */
+#define INTERSECT_MAX 200000
+
+struct search {
+	char from[512], to[512];	/* normalised addresses, "" = unused */
+	char min[24], max[24];		/* ZRANGEBYSCORE bounds */
+	long limit;
+};
+
+/* n decimal digits at s; -1 when any is not a digit. */
+static int
+fixed_digits(const char *s, int n)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* YYYY-MM-DD[(T| )HH:MM[:SS]][Z], always UTC. */
+static int
+parse_iso(const char *s, int64_t *ms)
+{
+	size_t len = strlen(s);
+	struct tm tm, chk;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (len > 0 && s[len - 1] == 'Z')
+		len--;
+	if ((len != 10 && len != 16 && len != 19) || s[4] != '-' ||
+	    s[7] != '-')
+		return -1;
+	tm.tm_year = fixed_digits(s, 4) - 1900;
+	tm.tm_mon = fixed_digits(s + 5, 2) - 1;
+	tm.tm_mday = fixed_digits(s + 8, 2);
+	if (len >= 16) {
+		if ((s[10] != 'T' && s[10] != ' ') || s[13] != ':')
+			return -1;
+		tm.tm_hour = fixed_digits(s + 11, 2);
+		tm.tm_min = fixed_digits(s + 14, 2);
+	}
+	if (len == 19) {
+		if (s[16] != ':')
+			return -1;
+		tm.tm_sec = fixed_digits(s + 17, 2);
+	}
+	chk = tm;
+	t = timegm(&tm);
+	/* timegm normalises 02-30 to 03-02; refuse instead of guessing. */
+	if (t == (time_t)-1 || chk.tm_year < 0 || tm.tm_mon != chk.tm_mon ||
+	    tm.tm_mday != chk.tm_mday || tm.tm_hour != chk.tm_hour ||
+	    tm.tm_min != chk.tm_min || tm.tm_sec != chk.tm_sec)
+		return -1;
+	*ms = (int64_t)t * 1000;
+	return 0;
+}
+
+/* Unix seconds, an ISO date/time, or an age such as 30m, 2h, 7d. */
+static int
+parse_time(const char *s, time_t now, int64_t *ms)
+{
+	size_t n = strspn(s, "0123456789");
+	int64_t v, unit;
+
+	if (n == 0 || n > 12)
+		return -1;
+	if (s[n] != '\0' && s[n + 1] == '\0') {
+		switch (s[n]) {
+		case 's': unit = 1; break;
+		case 'm': unit = 60; break;
+		case 'h': unit = 3600; break;
+		case 'd': unit = 86400; break;
+		case 'w': unit = 7 * 86400; break;
+		default: return -1;
+		}
+		if (cli_parse_i64(s, n, &v) != 0 || v > INT64_C(100) * 366 * 86400 / unit)
+			return -1;
+		*ms = ((int64_t)now - v * unit) * 1000;
+		return 0;
+	}
+	if (s[n] == '\0')
+		return cli_parse_i64(s, n, &v) == 0 ? (*ms = v * 1000, 0) : -1;
+	return parse_iso(s, ms);
+}
+
+/* Option value from "--opt VALUE" or "--opt=VALUE"; NULL if not this opt. */
+static const char *
+opt_value(int argc, char **argv, int *i, const char *opt, int *missing)
+{
+	size_t n = strlen(opt);
+
+	if (strncmp(argv[*i], opt, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = 1;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static int
+set_address(const struct cli_command *cmd, char *dst, size_t size,
+    const char *opt, const char *v)
+{
+	size_t n = mt_text_address(dst, size, v, strlen(v));
+
+	if (n == (size_t)-1 || n == 0)
+		return cli_usage_error(cmd, "%s: not a usable address", opt);
+	return 0;
+}
+
+static int
+set_bound(const struct cli_command *cmd, char *dst, size_t size,
+    const char *opt, const char *v)
+{
+	int64_t ms;
+
+	if (parse_time(v, time(NULL), &ms) != 0)
+		return cli_usage_error(cmd, "%s %s: not a time (unix seconds, "
+		    "YYYY-MM-DD[THH:MM[:SS]], or 30m, 2h, 7d)", opt, v);
+	snprintf(dst, size, "%lld", (long long)ms);
+	return 0;
+}
+
+static int
+parse_limit(const struct cli_command *cmd, const char *v, long *limit)
+{
+	int64_t n;
+
+	if (cli_parse_i64(v, strlen(v), &n) != 0 || n < 1 || n > LIMIT_MAX)
+		return cli_usage_error(cmd, "--limit %s: not a number from 1 "
+		    "to %d", v, LIMIT_MAX);
+	*limit = (long)n;
+	return 0;
+}
+
+static int
+parse_args(struct search *s, int argc, char **argv)
+{
+	const struct cli_command *cmd = cli_find_command(argv[0]);
+	const char *v;
+	int i, missing = 0, rc = 0;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->min, sizeof(s->min), "-inf");
+	snprintf(s->max, sizeof(s->max), "+inf");
+	s->limit = LIMIT_DEFAULT;
+	for (i = 1; i < argc && rc == 0; i++) {
+		if ((v = opt_value(argc, argv, &i, "--from", &missing)))
+			rc = set_address(cmd, s->from, sizeof(s->from), "--from", v);
+		else if ((v = opt_value(argc, argv, &i, "--to", &missing)))
+			rc = set_address(cmd, s->to, sizeof(s->to), "--to", v);
+		else if ((v = opt_value(argc, argv, &i, "--since", &missing)))
+			rc = set_bound(cmd, s->min, sizeof(s->min), "--since", v);
+		else if ((v = opt_value(argc, argv, &i, "--until", &missing)))
+			rc = set_bound(cmd, s->max, sizeof(s->max), "--until", v);
+		else if ((v = opt_value(argc, argv, &i, "--limit", &missing)))
+			rc = parse_limit(cmd, v, &s->limit);
+		else
+			rc = cli_usage_error(cmd, "%s: %s", argv[i], missing ?
+			    "needs a value" : "unknown option or argument");
+	}
+	if (rc == 0 && s->from[0] == '\0' && s->to[0] == '\0')
+		rc = cli_usage_error(cmd, "needs --from or --to (or both)");
+	return rc;
+}
+
+/* Newest first within the bounds; NULL with err set on error. */
+static redisReply *
+range(struct cli *c, const struct search *s, const char *kind,
+    const char *addr, long count)
+{
+	redisReply *r;
+
+	r = cli_command(c, "ZREVRANGEBYSCORE %s%s:%s %s %s LIMIT 0 %ld",
+	    c->prefix, kind, addr, s->max, s->min, count);
+	if (r != NULL && r->type != REDIS_REPLY_ARRAY) {
+		snprintf(c->err, sizeof(c->err), "Redis: %s%s:%s is not a "
+		    "sorted set", c->prefix, kind, addr);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int
+cmp_reply_str(const void *a, const void *b)
+{
+	const redisReply *x = *(redisReply *const *)a;
+	const redisReply *y = *(redisReply *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int d = memcmp(x->str, y->str, n);
+
+	return d ? d : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * The IDs to show, newest first, pointing into *a (and *b): one range, or
+ * the members of the --from range that the --to range also holds.
+ */
+static size_t
+select_ids(struct cli *c, const struct search *s, redisReply **a,
+    redisReply **b, const redisReply ***ids)
+{
+	const redisReply **sorted = NULL;
+	size_t i, n = 0;
+	int both = s->from[0] && s->to[0];
+	long count = both ? INTERSECT_MAX : s->limit;
+
+	*b = NULL;
+	*ids = NULL;
+	*a = range(c, s, s->from[0] ? "from" : "to",
+	    s->from[0] ? s->from : s->to, count);
+	if (*a == NULL || (both && (*b = range(c, s, "to", s->to, count)) == NULL))
+		return (size_t)-1;
+	if (both && ((*a)->elements == (size_t)count ||
+	    (*b)->elements == (size_t)count))
+		fprintf(stderr, "mailtrail: more than %ld matches on one side; "
+		    "narrow the search with --since/--until\n", count);
+	*ids = cli_xmalloc((*a)->elements * sizeof(**ids));
+	if (both) {
+		sorted = cli_xmalloc((*b)->elements * sizeof(*sorted));
+		memcpy(sorted, (*b)->element, (*b)->elements * sizeof(*sorted));
+		qsort(sorted, (*b)->elements, sizeof(*sorted), cmp_reply_str);
+	}
+	for (i = 0; i < (*a)->elements && n < (size_t)s->limit; i++) {
+		const redisReply *e = (*a)->element[i];
+
+		if (e->type != REDIS_REPLY_STRING || !cli_id_plausible(e->str,
+		    e->len))
+			continue;
+		if (both && bsearch(&e, sorted, (*b)->elements,
+		    sizeof(*sorted), cmp_reply_str) == NULL)
+			continue;
+		(*ids)[n++] = e;
+	}
+	free(sorted);
+	return n;
+}
+
+/* "sent:2 deferred:1": statuses in lifecycle order, unknown ones last. */
+static void
+rcpt_summary(struct cli_buf *b, const redisReply *rcpt)
+{
+	static const char *const order[] = {
+		"queued", "sent", "deferred", "bounced", "read", NULL
+	};
+	size_t i, j, count, other = 0;
+
+	for (j = 0; order[j] != NULL; j++) {
+		count = 0;
+		for (i = 1; i < rcpt->elements; i += 2)
+			if (rcpt->element[i]->len == strlen(order[j]) &&
+			    memcmp(rcpt->element[i]->str, order[j],
+			    rcpt->element[i]->len) == 0)
+				count++;
+		if (count > 0)
+			cli_buf_addf(b, "%s%s:%zu", b->len ? " " : "",
+			    order[j], count);
+		other += count;
+	}
+	if (other < rcpt->elements / 2)
+		cli_buf_addf(b, "%sother:%zu", b->len ? " " : "",
+		    rcpt->elements / 2 - other);
+}
+
+/* hm = HMGET received sender nrcpt; rcpt = HGETALL of the recipients. */
+static void
+row_table(struct cli_table *t, const redisReply *id, const redisReply *hm,
+    const redisReply *rcpt)
+{
+	const redisReply *rcv = hm->element[0];
+	struct cli_buf b = { 0 };
+	char when[40] = "-";
+	int64_t ms;
+
+	if (rcv->type == REDIS_REPLY_STRING &&
+	    cli_parse_i64(rcv->str, rcv->len, &ms) == 0)
+		cli_time_ms(when, ms);
+	cli_table_safe(t, when);
+	cli_table_text(t, id->str, id->len);
+	cli_table_text(t, hm->element[1]->str, hm->element[1]->len);
+	cli_table_text(t, hm->element[2]->str, hm->element[2]->len);
+	rcpt_summary(&b, rcpt);
+	cli_table_safe(t, b.s ? b.s : "-");
+	cli_buf_free(&b);
+}
+
+static json_t *
+row_json(const redisReply *id, const redisReply *hm, const redisReply *rcpt)
+{
+	json_t *o = json_object();
+	const redisReply *v;
+	int64_t n;
+
+	json_object_set_new(o, "id", cli_json_string(id->str, id->len));
+	v = hm->element[0];
+	if (v->type == REDIS_REPLY_STRING && cli_parse_i64(v->str, v->len,
+	    &n) == 0)
+		json_object_set_new(o, "received", json_integer(n));
+	v = hm->element[1];
+	if (v->type == REDIS_REPLY_STRING)
+		json_object_set_new(o, "sender", cli_json_string(v->str, v->len));
+	v = hm->element[2];
+	if (v->type == REDIS_REPLY_STRING && cli_parse_i64(v->str, v->len,
+	    &n) == 0)
+		json_object_set_new(o, "nrcpt", json_integer(n));
+	json_object_set_new(o, "recipients", cli_recipients_json(rcpt));
+	return o;
+}
+
+static int
+row_ok(const redisReply *hm, const redisReply *rcpt)
+{
+	size_t i, present = 0;
+
+	if (hm == NULL || hm->type != REDIS_REPLY_ARRAY || hm->elements != 3 ||
+	    !cli_reply_is_pairs(rcpt))
+		return 0;
+	for (i = 0; i < 3; i++)
+		present += hm->element[i]->type == REDIS_REPLY_STRING;
+	return present > 0;	/* all nil: the record expired meanwhile */
+}
+
+/* Fetches and prints the rows; the number shown, or -1 on error. */
+static long
+show_rows(struct cli *c, const redisReply **ids, size_t n)
+{
+	redisReply **r = cli_xmalloc(2 * n * sizeof(*r));
+	struct cli_table t;
+	json_t *arr = json_array();
+	long shown = -1;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		redisAppendCommand(c->rc, "HMGET %s{%b} received sender nrcpt",
+		    c->prefix, ids[i]->str, ids[i]->len);
+		redisAppendCommand(c->rc, "HGETALL %s{%b}:rcpt", c->prefix,
+		    ids[i]->str, ids[i]->len);
+	}
+	cli_table_init(&t, 5);
+	if (cli_collect_replies(c, r, 2 * n) == 0) {
+		shown = 0;
+		cli_table_safe(&t, "RECEIVED");
+		cli_table_safe(&t, "ID");
+		cli_table_safe(&t, "SENDER");
+		cli_table_safe(&t, "NRCPT");
+		cli_table_safe(&t, "RECIPIENTS");
+		for (i = 0; i < n; i++) {
+			if (!row_ok(r[2 * i], r[2 * i + 1]))
+				continue;
+			if (c->json)
+				json_array_append_new(arr, row_json(ids[i],
+				    r[2 * i], r[2 * i + 1]));
+			else
+				row_table(&t, ids[i], r[2 * i], r[2 * i + 1]);
+			shown++;
+		}
+		if (c->json)
+			cli_json_print(json_incref(arr));
+		else if (shown > 0)
+			cli_table_print(&t, stdout, "");
+	}
+	for (i = 0; i < 2 * n; i++)
+		if (r[i] != NULL)
+			freeReplyObject(r[i]);
+	free(r);
+	json_decref(arr);
+	cli_table_free(&t);
+	return shown;
+}
+
+int
+cmd_search(struct cli *c, int argc, char **argv)
+{
+	struct search s;
+	redisReply *a = NULL, *b = NULL;
+	const redisReply **ids = NULL;
+	size_t n;
+	long shown = -1;
+	int rc;
+
+	rc = parse_args(&s, argc, argv);
+	if (rc != 0)
+		return rc;
+	if (cli_connect(c) != 0)
+		return cli_fail(c);
+	n = select_ids(c, &s, &a, &b, &ids);
+	if (n != (size_t)-1)
+		shown = show_rows(c, ids, n);
+	free(ids);
+	if (a != NULL)
+		freeReplyObject(a);
+	if (b != NULL)
+		freeReplyObject(b);
+	if (shown < 0)
+		return cli_fail(c);
+	if (shown == 0) {
+		fputs("mailtrail: no messages match\n", stderr);
+		return CLI_NOT_FOUND;
+	}
+	return CLI_FOUND;
+}

@@ -1,0 +1,313 @@
+/*
+ * `mailtrail trace ID`: a header line, the event timeline (oldest first)
+ * and, when the record carries one, the hop path with coordinates and the
+ * great-circle distance from the previous hop. --json gives the same facts.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Milliseconds from an event's or hop's "t": a number or digit string. */
+static int
+json_ms(const json_t *v, int64_t *ms)
+{
+	if (json_is_integer(v)) {
+		*ms = (int64_t)json_integer_value(v);
+		return 0;
+	}
+	if (json_is_real(v) && isfinite(json_real_value(v)) &&
+	    fabs(json_real_value(v)) < 9e15) {
+		*ms = (int64_t)json_real_value(v);
+		return 0;
+	}
+	if (json_is_string(v))
+		return cli_parse_i64(json_string_value(v),
+		    json_string_length(v), ms);
+	return -1;
+}
+
+/* A string value, quoted when blanks or quotes would make key=value vague. */
+static void
+add_string_value(struct cli_buf *b, const char *s, size_t len)
+{
+	size_t i, from = 0;
+
+	if (len > 0 && strcspn(s, " \t\"") >= len) {
+		cli_buf_escape(b, s, len);
+		return;
+	}
+	cli_buf_add(b, "\"", 1);
+	for (i = 0; i < len; i++) {
+		if (s[i] != '"')
+			continue;
+		cli_buf_escape(b, s + from, i - from);
+		cli_buf_add(b, "\\\"", 2);
+		from = i + 1;
+	}
+	cli_buf_escape(b, s + from, len - from);
+	cli_buf_add(b, "\"", 1);
+}
+
+static void
+add_value(struct cli_buf *b, const json_t *v)
+{
+	char *dump;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		add_string_value(b, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		cli_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		cli_buf_addf(b, "%.10g", json_real_value(v));
+		break;
+	case JSON_TRUE:
+		cli_buf_add(b, "true", 4);
+		break;
+	case JSON_FALSE:
+		cli_buf_add(b, "false", 5);
+		break;
+	case JSON_NULL:
+		cli_buf_add(b, "null", 4);
+		break;
+	default:
+		dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (dump != NULL)
+			cli_buf_escape(b, dump, strlen(dump));
+		free(dump);
+		break;
+	}
+}
+
+static void
+event_row(struct cli_table *t, json_t *ev)
+{
+	struct cli_buf b = { 0 };
+	const char *key, *name;
+	char when[40];
+	json_t *v;
+	int64_t ms;
+
+	if (json_ms(json_object_get(ev, "t"), &ms) == 0)
+		cli_time_ms(when, ms);
+	else
+		snprintf(when, sizeof(when), "-");
+	cli_table_safe(t, when);
+	name = json_string_value(json_object_get(ev, "ev"));
+	cli_table_text(t, name, name ? strlen(name) : 0);
+	json_object_foreach(ev, key, v) {
+		if (strcmp(key, "t") == 0 || strcmp(key, "ev") == 0)
+			continue;
+		if (b.len > 0)
+			cli_buf_add(&b, " ", 1);
+		cli_buf_escape(&b, key, strlen(key));
+		cli_buf_add(&b, "=", 1);
+		add_value(&b, v);
+	}
+	cli_table_safe(t, b.s ? b.s : "");
+	cli_buf_free(&b);
+}
+
+/* A coordinate within [-limit, limit], given as a number or a string. */
+static int
+hop_coord(const json_t *hop, const char *key, double limit, double *out)
+{
+	const json_t *v = json_object_get(hop, key);
+
+	if (json_is_number(v))
+		*out = json_number_value(v);
+	else if (!json_is_string(v) || cli_parse_double(json_string_value(v),
+	    json_string_length(v), out) != 0)
+		return -1;
+	return isfinite(*out) && fabs(*out) <= limit ? 0 : -1;
+}
+
+static int
+hop_geo(const json_t *hop, double *lat, double *lon)
+{
+	return hop_coord(hop, "lat", 90.0, lat) == 0 &&
+	    hop_coord(hop, "lon", 180.0, lon) == 0;
+}
+
+/* The record's "path" with each hop's "km" from the previous hop added. */
+static json_t *
+load_path(struct cli_msg *m)
+{
+	const char *s;
+	size_t len, i;
+	json_t *path, *hop;
+	double lat, lon, plat = 0, plon = 0;
+	int have_prev = 0, have;
+
+	s = cli_msg_field(m, "path", &len);
+	if (s == NULL)
+		return json_array();
+	path = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_array(path)) {
+		json_decref(path);
+		m->bad++;
+		return json_array();
+	}
+	for (i = 0; i < json_array_size(path); i++) {
+		hop = json_array_get(path, i);
+		if (!json_is_object(hop)) {
+			json_array_remove(path, i--);
+			m->bad++;
+			continue;
+		}
+		have = hop_geo(hop, &lat, &lon);
+		if (have && have_prev)
+			json_object_set_new(hop, "km", json_real(round(10.0 *
+			    cli_haversine_km(plat, plon, lat, lon)) / 10.0));
+		have_prev = have;
+		plat = lat;
+		plon = lon;
+	}
+	return path;
+}
+
+static void
+hop_cell(struct cli_table *t, const json_t *hop, const char *key)
+{
+	struct cli_buf b = { 0 };
+	const json_t *v = json_object_get(hop, key);
+
+	if (v == NULL || json_is_null(v) ||
+	    (json_is_string(v) && json_string_length(v) == 0)) {
+		cli_table_safe(t, "-");
+		return;
+	}
+	add_value(&b, v);
+	cli_table_safe(t, b.s);
+	cli_buf_free(&b);
+}
+
+static void
+add_opt_value(struct cli_buf *b, const json_t *v)
+{
+	if (v == NULL || json_is_null(v))
+		cli_buf_add(b, "-", 1);
+	else
+		add_value(b, v);
+}
+
+static void
+hop_row(struct cli_table *t, const json_t *hop)
+{
+	struct cli_buf b = { 0 };
+	double lat, lon;
+	const json_t *km;
+
+	hop_cell(t, hop, "n");
+	hop_cell(t, hop, "by");
+	hop_cell(t, hop, "ip");
+	if (hop_geo(hop, &lat, &lon))
+		cli_buf_addf(&b, "%.4f,%.4f", lat, lon);
+	cli_table_safe(t, b.s ? b.s : "-");
+	cli_buf_free(&b);
+	hop_cell(t, hop, "cc");
+	hop_cell(t, hop, "city");
+	add_opt_value(&b, json_object_get(hop, "src"));
+	cli_buf_add(&b, "/", 1);
+	add_opt_value(&b, json_object_get(hop, "trust"));
+	cli_table_safe(t, b.s);
+	cli_buf_free(&b);
+	km = json_object_get(hop, "km");
+	if (json_is_number(km))
+		cli_buf_addf(&b, "%.1f", json_number_value(km));
+	cli_table_safe(t, b.s ? b.s : "-");
+	cli_buf_free(&b);
+}
+
+static void
+print_header(const struct cli_msg *m)
+{
+	const char *s;
+	size_t len;
+	int64_t ms;
+	char when[40] = "-";
+
+	printf("ID %s  sender ", m->id);
+	s = cli_msg_field(m, "sender", &len);
+	cli_print_escaped(stdout, s ? s : "-", s ? len : 1);
+	s = cli_msg_field(m, "received", &len);
+	if (s != NULL && cli_parse_i64(s, len, &ms) == 0)
+		cli_time_ms(when, ms);
+	printf("  received %s\n", when);
+}
+
+static void
+print_trace(const struct cli_msg *m, const json_t *path)
+{
+	struct cli_table t;
+	size_t i;
+
+	print_header(m);
+	printf("\nEvents:\n");
+	cli_table_init(&t, 3);
+	cli_table_safe(&t, "TIME");
+	cli_table_safe(&t, "EVENT");
+	cli_table_safe(&t, "DETAILS");
+	for (i = 0; i < m->nev; i++)
+		event_row(&t, m->ev[i]);
+	cli_table_print(&t, stdout, "  ");
+	cli_table_free(&t);
+	if (json_array_size(path) == 0)
+		return;
+	printf("\nPath:\n");
+	cli_table_init(&t, 8);
+	cli_table_safe(&t, "N");
+	cli_table_safe(&t, "BY");
+	cli_table_safe(&t, "IP");
+	cli_table_safe(&t, "LAT,LON");
+	cli_table_safe(&t, "CC");
+	cli_table_safe(&t, "CITY");
+	cli_table_safe(&t, "SRC/TRUST");
+	cli_table_safe(&t, "KM");
+	for (i = 0; i < json_array_size(path); i++)
+		hop_row(&t, json_array_get(path, i));
+	cli_table_print(&t, stdout, "  ");
+	cli_table_free(&t);
+}
+
+static json_t *
+trace_json(const struct cli_msg *m, json_t *path)
+{
+	json_t *o = cli_record_json(m), *evs = json_array();
+	size_t i;
+
+	for (i = 0; i < m->nev; i++)
+		json_array_append(evs, m->ev[i]);
+	json_object_set_new(o, "recipients", cli_recipients_json(m->rcpt));
+	json_object_set_new(o, "events", evs);
+	json_object_set(o, "path", path);
+	return o;
+}
+
+int
+cmd_trace(struct cli *c, int argc, char **argv)
+{
+	struct cli_msg m;
+	json_t *path;
+	int rc;
+
+	rc = cli_load_arg(c, argc, argv, 1, &m);
+	if (rc != CLI_FOUND)
+		return rc;
+	path = load_path(&m);
+	if (c->json)
+		cli_json_print(trace_json(&m, path));
+	else
+		print_trace(&m, path);
+	if (m.bad > 0)
+		fprintf(stderr, "mailtrail: %zu malformed event(s) or hop(s) "
+		    "skipped\n", m.bad);
+	json_decref(path);
+	cli_msg_free(&m);
+	return CLI_FOUND;
+}
