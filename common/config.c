@@ -294,6 +294,16 @@ key_internal(struct loader *ld, const char *v)
 }
 
 static int
+key_trusted(struct loader *ld, const char *v)
+{
+	char bad[80];
+
+	if (mt_cidr_list_add(&ld->cfg->trusted, v, bad, sizeof(bad)) < 0)
+		return fail(ld, "TrustedRelays: \"%s\" is not an address or CIDR", bad);
+	return 0;
+}
+
+static int
 key_geodb(struct loader *ld, const char *v)
 {
 	char **nv;
@@ -362,6 +372,7 @@ static const struct key {
 	{ "EventsMaxLen", key_events_maxlen, 0 },
 	{ "SecretKeyFile", key_secret, 0 },
 	{ "InternalHosts", key_internal, 1 },
+	{ "TrustedRelays", key_trusted, 1 },
 	{ "GeoDB", key_geodb, 1 },
 	{ "SpoolDir", key_spool, 0 },
 	{ "LogFormat", key_log_format, 0 },
@@ -547,6 +558,7 @@ mt_config_unref(struct mt_config *c)
 		explicit_bzero(c->secret, c->secret_len);
 	free(c->secret);
 	mt_cidr_list_free(&c->internal);
+	mt_cidr_list_free(&c->trusted);
 	for (size_t i = 0; i < c->n_geodb; i++)
 		free(c->geodb[i]);
 	free(c->geodb);

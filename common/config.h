@@ -38,6 +38,7 @@ struct mt_config {
 	size_t secret_len;
 
 	struct mt_cidr_list internal;	/* InternalHosts */
+	struct mt_cidr_list trusted;	/* TrustedRelays: Received: they write is believed */
 
 	char **geodb;			/* GeoDB, may repeat */
 	size_t n_geodb;

@@ -18,6 +18,7 @@
 #include "../common/text.h"
 #include "../common/trackid.h"
 #include "milter.h"
+#include "path.h"
 
 #define HDR_ID "X-Mailtrail-ID"
 #define HDR_SENDER "X-Mailtrail-Sender"
@@ -38,6 +39,7 @@ struct mt_msg {
 	int mctx_kept_index;		/* 1-based X-Mailtrail-ID kept, or 0 */
 	char mctx_kept_id[MT_ID_SIZE];
 	uint64_t mctx_size;
+	struct mt_path mctx_path;
 };
 
 struct mt_conn {
@@ -46,6 +48,7 @@ struct mt_conn {
 	char *cctx_name;
 	char *cctx_helo;
 	char *cctx_by;
+	char *cctx_daemon_addr;
 	int cctx_internal;
 	unsigned long cctx_noreply;	/* SMFIP_NR_* agreed with the MTA */
 	struct mt_msg *cctx_msg;
@@ -92,6 +95,7 @@ msg_free(struct mt_msg *m)
 		free(m->mctx_rcpt[i]);
 	free(m->mctx_rcpt);
 	free(m->mctx_msgid);
+	mt_path_free(&m->mctx_path);
 	free(m);
 }
 
@@ -176,6 +180,9 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 		by = host;
 	}
 	c->cctx_by = dup_clean(by ? by : "localhost", NAME_MAX_LEN);
+	by = smfi_getsymval(ctx, (char *)"{daemon_addr}");
+	if (by)
+		c->cctx_daemon_addr = dup_clean(by, INET6_ADDRSTRLEN);
 	smfi_setpriv(ctx, c);
 	return next(c, SMFIP_NR_CONN);
 }
@@ -263,8 +270,14 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 			note_id_header(c, m, value);
 		else if (strcasecmp(name, HDR_SENDER) == 0)
 			m->mctx_n_sender++;
-		else if (strcasecmp(name, HDR_HOP) == 0)
+		else if (strcasecmp(name, HDR_HOP) == 0) {
 			m->mctx_n_hop++;
+			/* Only hops our own MTAs stamped are part of the path. */
+			if (c->cctx_internal || m->mctx_auth)
+				mt_path_note_hop(&m->mctx_path, value);
+		}
+	} else if (strcasecmp(name, "Received") == 0) {
+		mt_path_note_received(&m->mctx_path, value);
 	} else if (strcasecmp(name, "Message-ID") == 0 && m->mctx_msgid == NULL) {
 		char buf[MT_HDR_LINE_MAX];
 		size_t n = mt_text_header(buf, sizeof(buf), value, strlen(value));
@@ -337,9 +350,22 @@ add_sender_header(SMFICTX *ctx, const char *raw)
  * Outside mail loses every X-Mailtrail-* header; inside mail keeps one ID
  * that verifies (and with it the first sender header) and gets ours.
  */
+/* New hops oldest first, each at the top: the newest ends up above. */
+static void
+stamp_hops(SMFICTX *ctx, const struct mt_hop *hops, size_t first, size_t n)
+{
+	char value[MT_HDR_LINE_MAX];
+
+	for (size_t i = first; i < n; i++) {
+		mt_hop_format(&hops[i], value, sizeof(value));
+		smfi_insheader(ctx, 0, (char *)HDR_HOP, value);
+	}
+}
+
 static void
 edit_headers(SMFICTX *ctx, const struct mt_msg *m, int submission,
-    const char *id)
+    const char *id, const struct mt_hop *hops, size_t first_new,
+    size_t nhops)
 {
 	int kept = submission ? m->mctx_kept_index : 0;
 	int keep_sender = (kept && m->mctx_n_sender > 0) ? 1 : 0;
@@ -348,11 +374,13 @@ edit_headers(SMFICTX *ctx, const struct mt_msg *m, int submission,
 	strip_headers(ctx, HDR_SENDER, m->mctx_n_sender, keep_sender);
 	if (!submission)
 		strip_headers(ctx, HDR_HOP, m->mctx_n_hop, 0);
+	if (hops)
+		stamp_hops(ctx, hops, first_new, nhops);
 	if (!submission)
 		return;
 	if (!keep_sender)
 		add_sender_header(ctx, m->mctx_sender_raw);
-	if (!kept)
+	if (!kept && id[0])
 		smfi_insheader(ctx, 0, (char *)HDR_ID, (char *)id);
 }
 
@@ -376,53 +404,114 @@ fill_record(struct mt_record *r, const struct mt_conn *c,
 	r->hops = 0;
 }
 
+/*
+ * The record's place is the origin's: the oldest hop, or where it entered
+ * our site when the origin has no place on the map (a LAN submission).
+ */
+static void
+set_origin(struct mt_record *r, struct mt_hop *hops, size_t n)
+{
+	const struct mt_geo_loc *l = NULL;
+
+	r->hops = (int)n;
+	if (n == 0)
+		return;
+	if (hops[0].loc.found)
+		l = &hops[0].loc;
+	else if (hops[0].by_loc.found)
+		l = &hops[0].by_loc;
+	if (l == NULL)
+		return;
+	r->have_geo = 1;
+	r->lat = l->lat;
+	r->lon = l->lon;
+	r->cc = l->cc[0] ? (char *)l->cc : NULL;
+	r->city = l->city[0] ? (char *)l->city : NULL;
+}
+
+static size_t
+build_path(const struct mt_conn *c, struct mt_msg *m, int64_t now,
+    struct mt_hop *hops, size_t *first_new)
+{
+	const struct mt_config *cfg = c->cctx_cfg;
+	struct mt_path_in in = {
+		.client_ip = c->cctx_ip, .by = c->cctx_by,
+		.daemon_addr = c->cctx_daemon_addr,
+		.internal = &cfg->internal, .trusted = &cfg->trusted,
+		.geo = mt_runtime_of(cfg)->geo, .now_ms = now,
+	};
+
+	return mt_path_build(&m->mctx_path, &in, hops, first_new);
+}
+
+/* Gives a submission its ID (kept or new) and stores the record. */
+static int
+track(const struct mt_conn *c, const struct mt_msg *m, struct mt_record *r,
+    enum mt_store_result *stored, sfsistat *res)
+{
+	const struct mt_config *cfg = c->cctx_cfg;
+	char err[512];
+
+	if (m->mctx_kept_index) {
+		memcpy(r->id, m->mctx_kept_id, sizeof(r->id));
+		r->id_kept = 1;
+	} else if (mt_id_new(cfg->secret, cfg->secret_len,
+	    (uint64_t)r->received_ms, r->id) < 0) {
+		*res = failure_result(cfg);
+		mt_log(LOG_ERR, "%s: cannot make a tracking ID: OpenSSL failed; "
+		    "%s the message", r->qid,
+		    *res == SMFIS_TEMPFAIL ? "deferring" : "accepting");
+		return -1;
+	}
+	*stored = mt_store_put(mt_runtime_of(cfg)->store, r, err, sizeof(err));
+	if (*stored != MT_STORE_FAILED)
+		return 0;
+	*res = failure_result(cfg);
+	mt_log(LOG_ERR, "%s: id=%s: record neither in Redis nor spooled: %s; "
+	    "%s the message", r->qid, r->id, err,
+	    *res == SMFIS_TEMPFAIL ? "deferring" : "accepting");
+	return -1;
+}
+
 static sfsistat
 cb_eom(SMFICTX *ctx)
 {
 	struct mt_conn *c = conn_of(ctx);
 	struct mt_msg *m = c ? c->cctx_msg : NULL;
-	const struct mt_config *cfg;
 	struct mt_record r = { 0 };
 	enum mt_store_result stored = MT_STORE_REDIS;
-	char qidbuf[64], err[512];
 	const char *qid = smfi_getsymval(ctx, (char *)"i");
+	char qidbuf[64];
+	struct mt_hop *hops;
+	size_t nhops = 0, first_new = 0;
+	sfsistat res = SMFIS_CONTINUE;
 	int submission;
 	int64_t now = now_ms();
 
 	if (m == NULL)
 		return SMFIS_CONTINUE;
-	cfg = c->cctx_cfg;
 	mt_text_header(qidbuf, sizeof(qidbuf), qid ? qid : "NOQUEUE",
 	    qid ? strlen(qid) : 7);
 	submission = c->cctx_internal || m->mctx_auth != NULL;
 	fill_record(&r, c, m, qidbuf, now);
-	if (submission && m->mctx_kept_index) {
-		memcpy(r.id, m->mctx_kept_id, sizeof(r.id));
-		r.id_kept = 1;
-	} else if (submission &&
-	    mt_id_new(cfg->secret, cfg->secret_len, (uint64_t)now, r.id) < 0) {
-		mt_log(LOG_ERR, "%s: cannot make a tracking ID: OpenSSL failed",
-		    qidbuf);
-		return failure_result(cfg);
+	hops = calloc(MT_PATH_HOPS_MAX, sizeof(*hops));
+	if (hops) {
+		nhops = build_path(c, m, now, hops, &first_new);
+		set_origin(&r, hops, nhops);
+		r.hop_path = mt_hop_path_json(hops, nhops);
 	}
-	if (submission) {
-		stored = mt_store_put(mt_runtime_of(cfg)->store, &r, err,
-		    sizeof(err));
-		if (stored == MT_STORE_FAILED) {
-			sfsistat res = failure_result(cfg);
-
-			mt_log(LOG_ERR, "%s: id=%s: record neither in Redis nor "
-			    "spooled: %s; %s the message", qidbuf, r.id, err,
-			    res == SMFIS_TEMPFAIL ? "deferring" : "accepting");
-			if (res == SMFIS_TEMPFAIL)
-				return res;
-		}
-	}
-	edit_headers(ctx, m, submission, r.id);
-	mt_logline(cfg, &r, submission, stored);
+	if (submission && track(c, m, &r, &stored, &res) < 0 &&
+	    res == SMFIS_TEMPFAIL)
+		goto out;
+	res = SMFIS_CONTINUE;
+	edit_headers(ctx, m, submission, r.id, hops, first_new, nhops);
+	mt_logline(c->cctx_cfg, &r, submission, stored);
 	msg_free(m);
 	c->cctx_msg = NULL;
-	return SMFIS_CONTINUE;
+out:
+	free(r.hop_path);
+	free(hops);
+	return res;
 }
 
 static sfsistat
@@ -448,6 +537,7 @@ cb_close(SMFICTX *ctx)
 	free(c->cctx_name);
 	free(c->cctx_helo);
 	free(c->cctx_by);
+	free(c->cctx_daemon_addr);
 	if (c->cctx_cfg)
 		mt_config_unref(c->cctx_cfg);
 	free(c);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -48,6 +49,7 @@ runtime_free(struct mt_config *cfg)
 	if (rt == NULL)
 		return;
 	mt_store_free(rt->store);
+	mt_geo_free(rt->geo);
 	free(rt);
 	cfg->owner = NULL;
 }
@@ -62,14 +64,23 @@ runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (cfg->n_geodb > 0) {
+		rt->geo = mt_geo_open(cfg->geodb, cfg->n_geodb, err, errlen);
+		if (rt->geo == NULL) {
+			free(rt);
+			return -1;
+		}
+	}
 	rt->store = mt_store_new(cfg, store_report, err, errlen);
 	if (rt->store == NULL) {
+		mt_geo_free(rt->geo);
 		free(rt);
 		return -1;
 	}
 	if (mt_store_start_replayer(rt->store) < 0) {
 		snprintf(err, errlen, "cannot start the spool replayer");
 		mt_store_free(rt->store);
+		mt_geo_free(rt->geo);
 		free(rt);
 		return -1;
 	}
@@ -232,6 +243,47 @@ reload(const char *path)
 	mt_log(LOG_INFO, "configuration reloaded from %s", path);
 }
 
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cond = PTHREAD_COND_INITIALIZER;
+static int watch_stop;
+
+/*
+ * GeoDB updaters replace files by rename; every two seconds the files in
+ * service are compared with what is on disk and swapped when they differ.
+ */
+static void *
+geo_watch_thread(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	pthread_mutex_lock(&watch_lock);
+	while (!watch_stop) {
+		struct mt_config *cfg;
+		char err[512];
+		int n;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		pthread_cond_timedwait(&watch_cond, &watch_lock, &ts);
+		if (watch_stop)
+			break;
+		pthread_mutex_unlock(&watch_lock);
+		cfg = mt_daemon_config();
+		n = mt_geo_refresh(mt_runtime_of(cfg)->geo, 0, err, sizeof(err));
+		if (n < 0)
+			mt_log(LOG_WARNING, "GeoDB: cannot open the new file, "
+			    "keeping the old one in service: %s", err);
+		else if (n > 0)
+			mt_log(LOG_INFO, "GeoDB: %d replaced file(s) now in "
+			    "service", n);
+		mt_config_unref(cfg);
+		pthread_mutex_lock(&watch_lock);
+	}
+	pthread_mutex_unlock(&watch_lock);
+	return NULL;
+}
+
 static void *
 milter_thread(void *arg)
 {
@@ -257,7 +309,7 @@ static int
 serve(const char *path)
 {
 	sigset_t set;
-	pthread_t tid;
+	pthread_t tid, watch;
 	int rc = MI_FAILURE, sig;
 
 	sigemptyset(&set);
@@ -269,6 +321,8 @@ serve(const char *path)
 	signal(SIGPIPE, SIG_IGN);
 	if (pthread_create(&tid, NULL, milter_thread, &rc) != 0)
 		mt_fatal("cannot start the milter thread");
+	if (pthread_create(&watch, NULL, geo_watch_thread, NULL) != 0)
+		mt_fatal("cannot start the GeoDB watcher");
 	/*
 	 * Linux hands a process-directed signal to the main thread when it
 	 * accepts it, so this sigwait sees kill(pid) before libmilter's.
@@ -285,6 +339,11 @@ serve(const char *path)
 	if (!milter_finished)
 		smfi_stop();
 	pthread_join(tid, NULL);
+	pthread_mutex_lock(&watch_lock);
+	watch_stop = 1;
+	pthread_cond_signal(&watch_cond);
+	pthread_mutex_unlock(&watch_lock);
+	pthread_join(watch, NULL);
 	return rc == MI_SUCCESS ? 0 : 1;
 }
 

@@ -8,12 +8,14 @@
 #include <libmilter/mfapi.h>
 
 #include "../common/config.h"
+#include "../geo/geo.h"
 #include "../state/record.h"
 #include "../state/store.h"
 
 /* What the daemon hangs on each configuration it has loaded. */
 struct mt_runtime {
 	struct mt_store *store;
+	struct mt_geo *geo;		/* NULL without GeoDB */
 };
 
 /* A reference to the configuration in service; mt_config_unref when done. */

@@ -1,0 +1,90 @@
+/*
+ * Where a message has been: MaxMind-format databases (memory-mapped with
+ * libmaxminddb, swapped atomically when a file is replaced), the Received:
+ * header parser, and the X-Mailtrail-Hop header format. Library code: it
+ * never logs; errors come back in err.
+ */
+#ifndef MT_GEO_H
+#define MT_GEO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mt_cidr_list;
+
+/* --- databases ------------------------------------------------------------ */
+
+struct mt_geo_loc {
+	int found;		/* lat/lon/cc/city valid */
+	double lat, lon;
+	char cc[3];
+	char city[96];		/* UTF-8, cleaned of controls and ';' */
+	uint32_t asn;		/* 0 when no ASN database knows it */
+};
+
+struct mt_geo;
+
+/* Opens every file; NULL with err when one cannot be opened. */
+struct mt_geo *mt_geo_open(char *const *paths, size_t n, char *err,
+    size_t errlen);
+/*
+ * Looks ip (text) up in the databases in order; the first city answer wins,
+ * an ASN database adds asn. Private, loopback, link-local, CGNAT and ULA
+ * addresses are never looked up. Returns 1 when found, 0 otherwise.
+ */
+int mt_geo_lookup(struct mt_geo *g, const char *ip, struct mt_geo_loc *out);
+/*
+ * Reopens the files whose inode, size or mtime changed (all with force),
+ * swapping each in only once it opened cleanly: lookups in flight finish
+ * on the old map. Returns the number swapped, or -1 with err when a new
+ * file was bad (the old one stays in service).
+ */
+int mt_geo_refresh(struct mt_geo *g, int force, char *err, size_t errlen);
+void mt_geo_free(struct mt_geo *g);
+
+/* 1 for addresses that have no place on a map (RFC 1918, loopback, ...). */
+int mt_geo_is_private(const char *ip);
+
+/* --- Received: ------------------------------------------------------------ */
+
+#define MT_HOST_MAX 256
+#define MT_IP_MAX 46
+
+struct mt_received {
+	char from_host[MT_HOST_MAX];	/* first word after "from", or "" */
+	char ip[MT_IP_MAX];		/* the connecting address, or "" */
+	char by_host[MT_HOST_MAX];	/* first word after "by", or "" */
+};
+
+/*
+ * Parses one Received: value (bounded: reads at most MT_RECEIVED_SCAN
+ * bytes, allocates nothing). Returns 0, or -1 when neither a from nor a by
+ * clause is there.
+ */
+#define MT_RECEIVED_SCAN 4096
+int mt_received_parse(const char *value, size_t len, struct mt_received *out);
+
+/* --- X-Mailtrail-Hop ------------------------------------------------------ */
+
+enum mt_hop_src { MT_HOP_MILTER, MT_HOP_RECEIVED };
+enum mt_hop_trust { MT_TRUST_VERIFIED, MT_TRUST_UNVERIFIED };
+
+struct mt_hop {
+	int n;
+	char by[MT_HOST_MAX];
+	char ip[MT_IP_MAX];
+	struct mt_geo_loc loc;
+	struct mt_geo_loc by_loc;	/* this MTA's own place, client hops */
+	enum mt_hop_src src;
+	enum mt_hop_trust trust;
+	char t[24];			/* 2026-11-21T23:15:00Z, or "" */
+};
+
+/* Header value "n=1; by=...; ip=...; ..." (never longer than outsize-1). */
+size_t mt_hop_format(const struct mt_hop *h, char *out, size_t outsize);
+/* Reads a value written by mt_hop_format (from another MTA). 0 or -1. */
+int mt_hop_parse(const char *value, size_t len, struct mt_hop *out);
+/* A JSON array (malloc'd text) of hops for the record's "path" field. */
+char *mt_hop_path_json(const struct mt_hop *hops, size_t n);
+
+#endif
