@@ -41,7 +41,7 @@ export ASAN_OPTIONS  = detect_leaks=1:abort_on_error=0:allocator_may_return_null
 export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS  = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-.PHONY: all deps check unit fuzz-replay integration demo bench install clean san fuzz geodb
+.PHONY: all deps testdb check unit fuzz-replay integration demo bench install clean san fuzz geodb
 
 all: $(PROGS)
 
@@ -95,14 +95,23 @@ check: deps
 	$(MAKE) all san fuzz
 	$(MAKE) unit fuzz-replay integration
 
-unit: $(UNIT_BINS)
-	@sh tests/run-unit.sh $(UNIT_BINS)
+$(B)/geo-test/city-maxmind.mmdb: tests/geo/make_mmdb.pl tests/geo/places.json
+	@mkdir -p $(B)/geo-test
+	perl tests/geo/make_mmdb.pl $(B)/geo-test
+
+testdb: $(B)/geo-test/city-maxmind.mmdb
+
+unit: $(UNIT_BINS) testdb
+	@MT_TEST_MMDB_DIR=$(CURDIR)/$(B)/geo-test \
+	    MT_TEST_RECEIVED_DIR=$(CURDIR)/tests/fuzz/corpus/received \
+	    MT_TEST_RECEIVED_CASES=$(CURDIR)/tests/geo/received_cases.tsv \
+	    sh tests/run-unit.sh $(UNIT_BINS)
 
 fuzz-replay: $(FUZZ_BINS)
 	@sh tests/fuzz/replay.sh $(FUZZ_BINS)
 
-integration: $(SAN_PROGS)
-	MT_MILTER=$(CURDIR)/$(BS)/mailtrail-milter MT_CLI=$(CURDIR)/$(BS)/mailtrail \
+integration: $(SAN_PROGS) testdb
+	MT_TEST_MMDB_DIR=$(CURDIR)/$(B)/geo-test MT_MILTER=$(CURDIR)/$(BS)/mailtrail-milter MT_CLI=$(CURDIR)/$(BS)/mailtrail \
 	    /usr/bin/python3 tests/integration/run.py
 
 demo: deps

@@ -118,19 +118,42 @@ literal_ip(const char *s, size_t n, char *out)
 	return 0;
 }
 
-/* Bracketed literals first: they are what the receiving MTA saw. */
+static int is_helo_word(const char *s, size_t n);
+
+/* Exim's "helo=[192.168.1.10]": the client's claim, not what was seen. */
 static int
-bracketed_ip(const char *v, const struct clause *c, char *out)
+claimed_by_helo(const char *v, size_t start, size_t i)
 {
+	while (i > start && (v[i - 1] == '=' || is_blank(v[i - 1])))
+		i--;
+	return i >= start + 4 && is_helo_word(v + i - 4, 4);
+}
+
+/*
+ * Bracketed literals first: they are what the receiving MTA saw. Inside
+ * the comment ("from helo (rdns [ip])") before the from word itself, which
+ * is only the client's HELO and may be a literal of its choosing.
+ */
+static int
+bracketed_ip(const char *v, const struct clause *c, int in_comment, char *out)
+{
+	int depth = 0;
+
 	for (size_t i = c->start; i < c->end; i++) {
 		size_t j;
 
+		if (v[i] == '(')
+			depth++;
+		else if (v[i] == ')' && depth > 0)
+			depth--;
 		if (v[i] != '[')
 			continue;
 		for (j = i + 1; j < c->end && j - i <= LITERAL_MAX; j++)
 			if (v[j] == ']' || v[j] == '[')
 				break;
-		if (j < c->end && v[j] == ']' && literal_ip(v + i + 1, j - i - 1, out))
+		if (j < c->end && v[j] == ']' && (depth > 0) == in_comment &&
+		    !claimed_by_helo(v, c->start, i) &&
+		    literal_ip(v + i + 1, j - i - 1, out))
 			return 1;
 		i = j - 1;
 	}
@@ -141,22 +164,41 @@ static int
 token_end(char c)
 {
 	return is_blank(c) || c == '(' || c == ')' || c == '[' || c == ']' ||
-	    c == ',' || c == ';' || c == '=' || c == '<' || c == '>';
+	    c == ',' || c == ';' || c == '=' || c == '<' || c == '>' || c == '@';
 }
 
-/* Exchange and qmail put the bare address in parentheses. */
 static int
-bare_ip(const char *v, const struct clause *c, char *out)
+is_helo_word(const char *s, size_t n)
+{
+	return n == 4 && (strncasecmp(s, "helo", 4) == 0 ||
+	    strncasecmp(s, "ehlo", 4) == 0);
+}
+
+/*
+ * Exchange and qmail put the bare address in parentheses; qmail's
+ * "(HELO 203.0.113.1)" is the client's claim and is skipped.
+ */
+static int
+bare_ip(const char *v, const struct clause *c, int in_comment, char *out)
 {
 	size_t i = c->start;
+	int depth = 0, after_helo = 0;
 
 	while (i < c->end) {
 		size_t j = i;
 
 		while (j < c->end && !token_end(v[j]))
 			j++;
-		if (j > i && literal_ip(v + i, j - i, out))
-			return 1;
+		if (j > i) {
+			if (!after_helo && (depth > 0) == in_comment &&
+			    literal_ip(v + i, j - i, out))
+				return 1;
+			after_helo = is_helo_word(v + i, j - i);
+		}
+		if (j < c->end && v[j] == '(')
+			depth++;
+		else if (j < c->end && v[j] == ')' && depth > 0)
+			depth--;
 		i = j + 1;
 	}
 	return 0;
@@ -175,8 +217,10 @@ mt_received_parse(const char *value, size_t len, struct mt_received *out)
 		return -1;
 	if (from.end > from.start) {
 		first_word(value, &from, out->from_host, sizeof(out->from_host));
-		if (!bracketed_ip(value, &from, out->ip))
-			bare_ip(value, &from, out->ip);
+		if (!bracketed_ip(value, &from, 1, out->ip) &&
+		    !bracketed_ip(value, &from, 0, out->ip) &&
+		    !bare_ip(value, &from, 1, out->ip))
+			bare_ip(value, &from, 0, out->ip);
 	}
 	if (by.end > by.start)
 		first_word(value, &by, out->by_host, sizeof(out->by_host));
