@@ -304,6 +304,95 @@ key_trusted(struct loader *ld, const char *v)
 }
 
 static int
+parse_bool(struct loader *ld, const char *key, const char *v, int *out)
+{
+	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+	    strcmp(v, "1") == 0)
+		*out = 1;
+	else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
+	    strcmp(v, "0") == 0)
+		*out = 0;
+	else
+		return fail(ld, "%s: \"%s\" is neither yes nor no", key, v);
+	return 0;
+}
+
+static int
+key_read_receipt(struct loader *ld, const char *v)
+{
+	return parse_bool(ld, "RequestReadReceipt", v,
+	    &ld->cfg->request_read_receipt);
+}
+
+static int
+key_route(struct loader *ld, const char *v)
+{
+	struct mt_config_line *nv;
+
+	nv = realloc(ld->cfg->routes, (ld->cfg->n_routes + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return fail(ld, "out of memory");
+	ld->cfg->routes = nv;
+	nv[ld->cfg->n_routes].text = strdup(v);
+	nv[ld->cfg->n_routes].line = ld->line;
+	if (nv[ld->cfg->n_routes].text == NULL)
+		return fail(ld, "out of memory");
+	ld->cfg->n_routes++;
+	return 0;
+}
+
+static int
+key_route_socket(struct loader *ld, const char *v)
+{
+	char *saved = ld->cfg->socket;
+	int rc;
+
+	/* Same forms as Socket; borrow its checks. */
+	ld->cfg->socket = NULL;
+	rc = key_socket(ld, v);
+	free(ld->cfg->route_socket);
+	ld->cfg->route_socket = ld->cfg->socket;
+	ld->cfg->socket = saved;
+	if (rc < 0)
+		snprintf(ld->err, ld->errlen, "%s:%d: RouteSocket: \"%s\" is "
+		    "neither unix:/path nor inet:PORT@HOST", ld->file, ld->line, v);
+	return rc;
+}
+
+static int
+key_route_fail_closed(struct loader *ld, const char *v)
+{
+	return parse_bool(ld, "RouteFailClosed", v, &ld->cfg->route_fail_closed);
+}
+
+static int
+key_route_sticky(struct loader *ld, const char *v)
+{
+	return parse_bool(ld, "RouteSticky", v, &ld->cfg->route_sticky);
+}
+
+static int
+key_route_blocklist(struct loader *ld, const char *v)
+{
+	char **nv;
+
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+		    *p != '_')
+			return fail(ld, "RouteBlocklist: \"%s\" is not a DNS zone", v);
+	nv = realloc(ld->cfg->route_blocklists,
+	    (ld->cfg->n_route_blocklists + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return fail(ld, "out of memory");
+	ld->cfg->route_blocklists = nv;
+	nv[ld->cfg->n_route_blocklists] = strdup(v);
+	if (nv[ld->cfg->n_route_blocklists] == NULL)
+		return fail(ld, "out of memory");
+	ld->cfg->n_route_blocklists++;
+	return 0;
+}
+
+static int
 key_geodb(struct loader *ld, const char *v)
 {
 	char **nv;
@@ -377,6 +466,12 @@ static const struct key {
 	{ "SpoolDir", key_spool, 0 },
 	{ "LogFormat", key_log_format, 0 },
 	{ "StoreFailure", key_store_failure, 0 },
+	{ "RequestReadReceipt", key_read_receipt, 0 },
+	{ "Route", key_route, 1 },
+	{ "RouteSocket", key_route_socket, 0 },
+	{ "RouteFailClosed", key_route_fail_closed, 0 },
+	{ "RouteSticky", key_route_sticky, 0 },
+	{ "RouteBlocklist", key_route_blocklist, 1 },
 };
 
 static struct mt_config *
@@ -398,8 +493,9 @@ config_defaults(const char *path)
 	c->redis_server = strdup("127.0.0.1:6379");
 	c->redis_prefix = strdup("mt:");
 	c->spool_dir = strdup("/var/spool/mailtrail");
+	c->route_socket = strdup("unix:/run/mailtrail/route.sock");
 	if (!c->path || !c->socket || !c->redis_server || !c->redis_prefix ||
-	    !c->spool_dir) {
+	    !c->spool_dir || !c->route_socket) {
 		mt_config_unref(c);
 		return NULL;
 	}
@@ -563,5 +659,12 @@ mt_config_unref(struct mt_config *c)
 		free(c->geodb[i]);
 	free(c->geodb);
 	free(c->spool_dir);
+	for (size_t i = 0; i < c->n_routes; i++)
+		free(c->routes[i].text);
+	free(c->routes);
+	free(c->route_socket);
+	for (size_t i = 0; i < c->n_route_blocklists; i++)
+		free(c->route_blocklists[i]);
+	free(c->route_blocklists);
 	free(c);
 }

@@ -17,6 +17,11 @@
 enum mt_log_format { MT_LOG_KV, MT_LOG_JSON };
 enum mt_fail_action { MT_FAIL_TEMPFAIL, MT_FAIL_ACCEPT };
 
+struct mt_config_line {
+	char *text;
+	int line;
+};
+
 struct mt_config {
 	int refs;			/* mt_config_ref / mt_config_unref */
 	char *path;
@@ -46,6 +51,18 @@ struct mt_config {
 	char *spool_dir;		/* SpoolDir */
 	enum mt_log_format log_format;	/* LogFormat */
 	enum mt_fail_action on_store_failure; /* StoreFailure: tempfail|accept */
+
+	int request_read_receipt;	/* RequestReadReceipt yes|no */
+
+	/* Outbound routes: Route lines kept raw (with their line numbers)
+	 * for the route module, which owns their syntax. */
+	struct mt_config_line *routes;
+	size_t n_routes;
+	char *route_socket;		/* RouteSocket */
+	int route_fail_closed;		/* RouteFailClosed yes|no */
+	int route_sticky;		/* RouteSticky yes|no: per sender domain */
+	char **route_blocklists;	/* RouteBlocklist, may repeat */
+	size_t n_route_blocklists;
 
 	/* Run by the last unref: lets the daemon free what it hung on it. */
 	void (*on_free)(struct mt_config *);
