@@ -13,8 +13,10 @@ SYSCONFDIR ?= /etc
 CC      ?= cc
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Werror
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(CFLAGS)
-LIBS     = -lmilter -lhiredis -lmaxminddb -ljansson -lssl -lcrypto -lpthread -lm
+GMIME_CFLAGS := $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
+GMIME_LIBS   := $(shell pkg-config --libs gmime-3.0 2>/dev/null)
+ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(CFLAGS)
+LIBS     = -lmilter -lhiredis -lmaxminddb -ljansson $(GMIME_LIBS) -lssl -lcrypto -lresolv -lpthread -lm
 
 SANCC    = clang-14
 SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -65,7 +67,7 @@ $(B)/mailtrail: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libmt.a
 # --- sanitizer build (tests run against this) ----------------------------
 $(BS)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(SANFLAGS) -c -o $@ $<
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(SANFLAGS) -c -o $@ $<
 
 $(BS)/libmt.a: $(LIB_SRC:%.c=$(BS)/%.o)
 	@rm -f $@; ar rcs $@ $^
@@ -77,7 +79,7 @@ $(BS)/mailtrail: $(CLI_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
 	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
 
 $(BS)/test_%: tests/unit/test_%.c $(BS)/libmt.a $(HDRS)
-	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) -Wno-unused-parameter $(SANFLAGS) \
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) -Wno-unused-parameter $(SANFLAGS) \
 	    -o $@ $< $(BS)/libmt.a -lcmocka $(LIBS)
 
 san: $(SAN_PROGS) $(UNIT_BINS)
@@ -85,7 +87,7 @@ san: $(SAN_PROGS) $(UNIT_BINS)
 # --- fuzz targets (libFuzzer) -------------------------------------------
 $(BF)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(BF)
-	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(FUZZFLAGS) \
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(FUZZFLAGS) \
 	    -o $@ $< $(LIB_SRC) $(LIBS)
 
 fuzz: $(FUZZ_BINS)
