@@ -51,6 +51,7 @@ struct cli_msg {
 	redisReply *rec;	/* HGETALL P{ID}: field, value, ... */
 	redisReply *rcpt;	/* HGETALL P{ID}:rcpt */
 	redisReply *evraw;	/* LRANGE P{ID}:ev, NULL when not asked for */
+	redisReply *path;	/* GET P{ID}:path: the hop path JSON, or nil */
 	json_t **ev;		/* the events that parsed as JSON objects */
 	size_t nev;
 	size_t bad;		/* malformed events or path entries skipped */
@@ -127,5 +128,9 @@ json_t *cli_recipients_json(const redisReply *rcpt);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_trace(struct cli *c, int argc, char **argv);
 int cmd_search(struct cli *c, int argc, char **argv);
+int cmd_route(struct cli *c, int argc, char **argv);		/* route.c */
+int cmd_postfix_config(struct cli *c, int argc, char **argv);
+int cmd_mark_read(struct cli *c, int argc, char **argv);	/* markread.c */
+int cmd_logwatch(struct cli *c, int argc, char **argv);	/* logwatch.c */
 
 #endif

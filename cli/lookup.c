@@ -228,13 +228,14 @@ int
 cli_msg_load(struct cli *c, const char *id, int with_events,
     struct cli_msg *m)
 {
-	redisReply *r[3] = { NULL, NULL, NULL };
-	int n = with_events ? 3 : 2, i;
+	redisReply *r[4] = { NULL, NULL, NULL, NULL };
+	int n = with_events ? 4 : 3, i;
 
 	memset(m, 0, sizeof(*m));
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	redisAppendCommand(c->rc, "HGETALL %s{%s}", c->prefix, id);
 	redisAppendCommand(c->rc, "HGETALL %s{%s}:rcpt", c->prefix, id);
+	redisAppendCommand(c->rc, "GET %s{%s}:path", c->prefix, id);
 	if (with_events)
 		redisAppendCommand(c->rc, "LRANGE %s{%s}:ev 0 %d", c->prefix,
 		    id, EVENTS_MAX - 1);
@@ -246,7 +247,8 @@ cli_msg_load(struct cli *c, const char *id, int with_events,
 	}
 	m->rec = r[0];
 	m->rcpt = r[1];
-	m->evraw = r[2];
+	m->path = r[2];
+	m->evraw = r[3];
 	if (!cli_reply_is_pairs(m->rec) || !cli_reply_is_pairs(m->rcpt) ||
 	    (m->evraw != NULL && m->evraw->type != REDIS_REPLY_ARRAY)) {
 		snprintf(c->err, sizeof(c->err),
@@ -277,6 +279,8 @@ cli_msg_free(struct cli_msg *m)
 		freeReplyObject(m->rcpt);
 	if (m->evraw != NULL)
 		freeReplyObject(m->evraw);
+	if (m->path != NULL)
+		freeReplyObject(m->path);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -285,6 +289,12 @@ cli_msg_field(const struct cli_msg *m, const char *name, size_t *len)
 {
 	size_t i, nlen = strlen(name);
 
+	/* The path has a key of its own (too long for a compact hash). */
+	if (strcmp(name, "path") == 0 && m->path != NULL &&
+	    m->path->type == REDIS_REPLY_STRING) {
+		*len = m->path->len;
+		return m->path->str;
+	}
 	for (i = 0; i + 1 < m->rec->elements; i += 2) {
 		const redisReply *k = m->rec->element[i];
 

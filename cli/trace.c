@@ -134,6 +134,52 @@ hop_geo(const json_t *hop, double *lat, double *lon)
 	    hop_coord(hop, "lon", 180.0, lon) == 0;
 }
 
+static void
+copy_field(json_t *hop, const struct cli_msg *m, const char *field,
+    const char *key, int number)
+{
+	size_t len;
+	const char *v = cli_msg_field(m, field, &len);
+	char *s;
+
+	if (v == NULL)
+		return;
+	s = cli_xstrndup(v, len);
+	if (number)
+		json_object_set_new(hop, key, json_real(strtod(s, NULL)));
+	else
+		json_object_set_new(hop, key, json_stringn_nocheck(s, len));
+	free(s);
+}
+
+/*
+ * A message seen by one mailtrail MTA only has no stored path (it would
+ * repeat the record): its one hop is the client the record names.
+ */
+static json_t *
+path_from_record(const struct cli_msg *m)
+{
+	json_t *path = json_array(), *hop = json_object();
+	size_t len;
+
+	if (cli_msg_field(m, "client_ip", &len) == NULL) {
+		json_decref(hop);
+		return path;
+	}
+	json_object_set_new(hop, "n", json_integer(1));
+	copy_field(hop, m, "by", "by", 0);
+	copy_field(hop, m, "client_ip", "ip", 0);
+	if (cli_msg_field(m, "lat", &len) && cli_msg_field(m, "lon", &len)) {
+		copy_field(hop, m, "lat", "lat", 1);
+		copy_field(hop, m, "lon", "lon", 1);
+	}
+	copy_field(hop, m, "cc", "cc", 0);
+	copy_field(hop, m, "city", "city", 0);
+	json_object_set_new(hop, "src", json_string("milter"));
+	json_array_append_new(path, hop);
+	return path;
+}
+
 /* The record's "path" with each hop's "km" from the previous hop added. */
 static json_t *
 load_path(struct cli_msg *m)
@@ -146,7 +192,7 @@ load_path(struct cli_msg *m)
 
 	s = cli_msg_field(m, "path", &len);
 	if (s == NULL)
-		return json_array();
+		return path_from_record(m);
 	path = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_array(path)) {
 		json_decref(path);

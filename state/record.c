@@ -414,9 +414,7 @@ mt_record_event_json(const struct mt_record *r, const char *ev, int64_t t_ms)
 		    r->client_name ? r->client_name : "unknown", r->client_ip);
 		bad |= set_text(o, "client", client);
 	}
-	bad |= json_object_set_new(o, "size", json_integer(
-	    r->size > INT64_MAX ? INT64_MAX : (json_int_t)r->size));
-	bad |= set_text(o, "msgid", r->msgid);
+	/* size and msgid are in the record itself: not repeated per event. */
 	return dump_and_free(o, bad);
 }
 

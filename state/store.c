@@ -26,11 +26,16 @@
 
 /*
  * KEYS: 1 P{ID}  2 P{ID}:rcpt  3 P{ID}:ev  4 Pqid:QID  5 Pevents
- *       6 Pfrom:SENDER  7 Pmsgid:MSGID (= KEYS[1] when none)  8.. Pto:RCPT
+ *       6 Pfrom:SENDER  7 Pmsgid:MSGID (= KEYS[1] when none)  8 P{ID}:path
+ *       9.. Pto:RCPT
  * ARGV: 1 id  2 ttl  3 keep(1: HSETNX)  4 score(received ms)  5 cutoff ms
  *       6 stream maxlen  7 RECEIVE json  8 SPOOL json or ""  9 has msgid
  *       10 number of hash fields, then field/value pairs, then recipients
- *       in the order of KEYS[8..].
+ *       in the order of KEYS[9..]. ARGV 10 is the hop path JSON (or ""),
+ *       so ARGV 11 holds the field count.
+ * The path has a key of its own: it is longer than Redis's
+ * hash-max-listpack-value (64), and one long value would turn the whole
+ * hash into a hashtable several times its size.
  * A later MTA of the site keeps the origin's fields (HSETNX) but writes
  * its hop path, which extends the earlier one.
  * The qid -> ID guard makes a second run a no-op: a write that timed out
@@ -41,15 +46,15 @@ static const char store_lua[] =
 "if redis.call('GET', KEYS[4]) == id then return 'dup' end\n"
 "local ttl, score, cutoff = ARGV[2], ARGV[4], '(' .. ARGV[5]\n"
 "local hset = (ARGV[3] == '1') and 'HSETNX' or 'HSET'\n"
-"local a = 11\n"
-"for i = 1, tonumber(ARGV[10]) do\n"
+"local a = 12\n"
+"for i = 1, tonumber(ARGV[11]) do\n"
 "  local f = ARGV[a]\n"
-"  local cmd = (f == 'path' or f == 'hops') and 'HSET' or hset\n"
+"  local cmd = (f == 'hops') and 'HSET' or hset\n"
 "  redis.call(cmd, KEYS[1], f, ARGV[a + 1])\n"
 "  a = a + 2\n"
 "end\n"
 "local seen = {}\n"
-"for k = 8, #KEYS do\n"
+"for k = 9, #KEYS do\n"
 "  local rc = ARGV[a]\n"
 "  a = a + 1\n"
 "  if not seen[rc] then\n"
@@ -72,6 +77,7 @@ static const char store_lua[] =
 "end\n"
 "redis.call('SET', KEYS[4], id, 'EX', ttl)\n"
 "if ARGV[9] == '1' then redis.call('SET', KEYS[7], id, 'EX', ttl) end\n"
+"if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10], 'EX', ttl) end\n"
 "for k = 1, 6 do redis.call('EXPIRE', KEYS[k], ttl) end\n"
 "return 'ok'\n";
 
@@ -263,7 +269,6 @@ add_fields(struct argv *a, const struct mt_record *r)
 	arg_addf(a, "%lld", (long long)r->received_ms);
 	nf += 3;
 	add_field(a, &nf, "by", r->by);
-	add_field(a, &nf, "path", r->hop_path);
 	return nf;
 }
 
@@ -272,7 +277,7 @@ static int
 build_call(struct mt_store *st, const struct mt_record *r, int replayed,
     struct argv *a)
 {
-	size_t cap = 3 + 7 + 10 + 2 * MAX_FIELDS + 2 * r->nrcpt, i, nf_at;
+	size_t cap = 3 + 8 + 11 + 2 * MAX_FIELDS + 2 * r->nrcpt, i, nf_at;
 	const char *P = st->prefix;
 	int64_t now = clock_ms(CLOCK_REALTIME);
 
@@ -284,7 +289,7 @@ build_call(struct mt_store *st, const struct mt_record *r, int replayed,
 		return -1;
 	arg_add(a, "EVALSHA");
 	arg_add(a, st->sha);
-	arg_addf(a, "%zu", 7 + r->nrcpt);
+	arg_addf(a, "%zu", 8 + r->nrcpt);
 	arg_addf(a, "%s{%s}", P, r->id);
 	arg_addf(a, "%s{%s}:rcpt", P, r->id);
 	arg_addf(a, "%s{%s}:ev", P, r->id);
@@ -295,6 +300,7 @@ build_call(struct mt_store *st, const struct mt_record *r, int replayed,
 		arg_addf(a, "%smsgid:%s", P, r->msgid);
 	else
 		arg_add(a, a->v[3]);
+	arg_addf(a, "%s{%s}:path", P, r->id);
 	for (i = 0; i < r->nrcpt; i++)
 		arg_addf(a, "%sto:%s", P, r->rcpt[i]);
 	arg_add(a, r->id);
@@ -309,6 +315,8 @@ build_call(struct mt_store *st, const struct mt_record *r, int replayed,
 	else
 		arg_add(a, "");
 	arg_add(a, r->msgid != NULL ? "1" : "0");
+	/* One hop is the record's own client: no need to store it twice. */
+	arg_add(a, r->hop_path && r->hops > 1 ? r->hop_path : "");
 	nf_at = a->n;
 	arg_add(a, "");		/* field count, patched once known */
 	snprintf(a->nfbuf, sizeof(a->nfbuf), "%zu", add_fields(a, r));

@@ -225,8 +225,8 @@ receive_event_has_contract_fields(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "nrcpt")), 2);
 	assert_string_equal(json_string_value(json_object_get(o, "client")),
 	    "mx.example.org[192.0.2.7]");
-	assert_int_equal(json_integer_value(json_object_get(o, "size")), 12345);
-	assert_string_equal(json_string_value(json_object_get(o, "msgid")), a.msgid);
+	assert_null(json_object_get(o, "size"));	/* in the record */
+	assert_null(json_object_get(o, "msgid"));
 	json_decref(o);
 	free(s);
 	s = mt_record_spool_event_json(&a, 1700000009999);

@@ -170,6 +170,16 @@ assert_field(redisContext *c, const char *key, const char *field,
 }
 
 static void
+assert_string_key(redisContext *c, const char *key, const char *want)
+{
+	char *got = str_cmd(c, "GET %s", key, NULL);
+
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void
 fill(struct mt_record *r, const char *id, const char *qid)
 {
 	memset(r, 0, sizeof(*r));
@@ -190,7 +200,7 @@ fill(struct mt_record *r, const char *id, const char *qid)
 	r->lon = 2.3522;
 	r->cc = strdup("FR");
 	r->city = strdup("Paris");
-	r->hops = 1;
+	r->hops = 2;
 	r->hop_path = strdup("[{\"n\":1}]");
 	r->size = 4242;
 	r->received_ms = (int64_t)time(NULL) * 1000;
@@ -285,7 +295,7 @@ record_lands_in_every_key_with_ttl(void **state)
 	assert_field(c, "mt:{" ID1 "}", "cc", "FR");
 	assert_field(c, "mt:{" ID1 "}", "size", "4242");
 	assert_field(c, "mt:{" ID1 "}", "by", "mta1.example.org");
-	assert_field(c, "mt:{" ID1 "}", "path", "[{\"n\":1}]");
+	assert_string_key(c, "mt:{" ID1 "}:path", "[{\"n\":1}]");
 	assert_field(c, "mt:{" ID1 "}", "auth", NULL);	/* absent stays absent */
 	assert_field(c, "mt:{" ID1 "}:rcpt", "carol@example.net", "queued");
 	assert_int_equal(int_cmd(c, "HLEN %s", "mt:{" ID1 "}:rcpt"), 2);
