@@ -19,6 +19,7 @@
 #include "../common/trackid.h"
 #include "milter.h"
 #include "path.h"
+#include "receipt.h"
 
 #define HDR_ID "X-Mailtrail-ID"
 #define HDR_SENDER "X-Mailtrail-Sender"
@@ -40,6 +41,7 @@ struct mt_msg {
 	char mctx_kept_id[MT_ID_SIZE];
 	uint64_t mctx_size;
 	struct mt_path mctx_path;
+	struct mt_receipt mctx_receipt;	/* receipt.c: MDNs, DNT header */
 };
 
 struct mt_conn {
@@ -96,6 +98,7 @@ msg_free(struct mt_msg *m)
 	free(m->mctx_rcpt);
 	free(m->mctx_msgid);
 	mt_path_free(&m->mctx_path);
+	mt_receipt_free(&m->mctx_receipt);
 	free(m);
 }
 
@@ -119,12 +122,13 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
 	unsigned long want = SMFIP_NOUNKNOWN | SMFIP_NODATA |
-	    SMFIP_NR_HDR | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_EOH |
+	    SMFIP_NOEOH | SMFIP_NR_HDR | SMFIP_NR_CONN | SMFIP_NR_HELO |
 	    SMFIP_NR_BODY | SMFIP_NR_MAIL | SMFIP_NR_RCPT;
 
-	(void)f2; (void)f3;
 	struct mt_conn *c = calloc(1, sizeof(*c));
 
+	(void)f2;
+	(void)f3;
 	if (c == NULL)
 		return SMFIS_REJECT;	/* libmilter: fall back to no options */
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
@@ -174,7 +178,10 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	c->cctx_internal = sa == NULL || (sa->sa_family != AF_INET &&
 	    sa->sa_family != AF_INET6) ||
 	    mt_cidr_list_match(&c->cctx_cfg->internal, sa);
-	c->cctx_name = dup_clean(hostname ? hostname : "unknown", NAME_MAX_LEN);
+	/* libmilter passes "[addr]" when there is no name: Postfix says "unknown". */
+	if (hostname == NULL || hostname[0] == '[' || hostname[0] == '\0')
+		hostname = (char *)"unknown";
+	c->cctx_name = dup_clean(hostname, NAME_MAX_LEN);
 	if (by == NULL && gethostname(host, sizeof(host)) == 0) {
 		host[sizeof(host) - 1] = '\0';
 		by = host;
@@ -290,13 +297,9 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 		if (*p)
 			m->mctx_msgid = strdup(p);
 	}
+	/* Read receipts (receipt.c): Content-Type, Disposition-Notification-To. */
+	mt_receipt_header(&m->mctx_receipt, name, value);
 	return next(c, SMFIP_NR_HDR);
-}
-
-static sfsistat
-cb_eoh(SMFICTX *ctx)
-{
-	return next(conn_of(ctx), SMFIP_NR_EOH);
 }
 
 static sfsistat
@@ -304,9 +307,11 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct mt_conn *c = conn_of(ctx);
 
-	(void)chunk;
-	if (c && c->cctx_msg)
+	if (c && c->cctx_msg) {
 		c->cctx_msg->mctx_size += len;
+		/* Kept (up to MT_MDN_MAX) only when it announces an MDN. */
+		mt_receipt_body(&c->cctx_msg->mctx_receipt, chunk, len);
+	}
 	return next(c, SMFIP_NR_BODY);
 }
 
@@ -382,6 +387,24 @@ edit_headers(SMFICTX *ctx, const struct mt_msg *m, int submission,
 		add_sender_header(ctx, m->mctx_sender_raw);
 	if (!kept && id[0])
 		smfi_insheader(ctx, 0, (char *)HDR_ID, (char *)id);
+}
+
+/* RequestReadReceipt: ask for an MDN on submissions that did not. */
+static void
+request_receipt(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
+    int submission)
+{
+	char value[MT_HDR_LINE_MAX];
+	char addr[MT_HDR_LINE_MAX - 40];
+
+	if (!submission || !c->cctx_cfg->request_read_receipt ||
+	    m->mctx_receipt.rcp_has_dnt || m->mctx_sender == NULL ||
+	    strcmp(m->mctx_sender, "<>") == 0)
+		return;
+	mt_text_header(addr, sizeof(addr), m->mctx_sender,
+	    strlen(m->mctx_sender));
+	snprintf(value, sizeof(value), "<%s>", addr);
+	smfi_addheader(ctx, (char *)"Disposition-Notification-To", value);
 }
 
 /* The record borrows the contexts' strings: it is not freed here. */
@@ -506,6 +529,10 @@ cb_eom(SMFICTX *ctx)
 	res = SMFIS_CONTINUE;
 	edit_headers(ctx, m, submission, r.id, hops, first_new, nhops);
 	mt_logline(c->cctx_cfg, &r, submission, stored);
+	/* Read receipts: after the record, and never the message's fate. */
+	request_receipt(ctx, c, m, submission);
+	mt_receipt_finish(&m->mctx_receipt, c->cctx_cfg,
+	    mt_runtime_of(c->cctx_cfg)->events, qidbuf);
 	msg_free(m);
 	c->cctx_msg = NULL;
 out:
@@ -554,7 +581,6 @@ struct smfiDesc mt_milter_desc = {
 	.xxfi_envfrom = cb_envfrom,
 	.xxfi_envrcpt = cb_envrcpt,
 	.xxfi_header = cb_header,
-	.xxfi_eoh = cb_eoh,
 	.xxfi_body = cb_body,
 	.xxfi_eom = cb_eom,
 	.xxfi_abort = cb_abort,

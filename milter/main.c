@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../mdn/mdn.h"
+#include "../state/events.h"
 #include "milter.h"
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -49,6 +51,7 @@ runtime_free(struct mt_config *cfg)
 	if (rt == NULL)
 		return;
 	mt_store_free(rt->store);
+	mt_events_free(rt->events);
 	mt_geo_free(rt->geo);
 	free(rt);
 	cfg->owner = NULL;
@@ -79,6 +82,14 @@ runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
 	}
 	if (mt_store_start_replayer(rt->store) < 0) {
 		snprintf(err, errlen, "cannot start the spool replayer");
+		mt_store_free(rt->store);
+		mt_geo_free(rt->geo);
+		free(rt);
+		return -1;
+	}
+	/* Read receipts: a connection pool, no connection made yet. */
+	rt->events = mt_events_new(cfg, err, errlen);
+	if (rt->events == NULL) {
 		mt_store_free(rt->store);
 		mt_geo_free(rt->geo);
 		free(rt);
@@ -305,6 +316,23 @@ usage(void)
 	exit(2);
 }
 
+/*
+ * SIGHUP, SIGTERM, SIGINT are for the main thread's sigwait only. Blocked
+ * before any thread exists (the store's replayer included), so every
+ * thread inherits the mask and none takes the default action.
+ */
+static void
+block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static int
 serve(const char *path)
 {
@@ -391,6 +419,8 @@ main(int argc, char **argv)
 	open_socket(cfg, have_user, uid, gid);
 	if (have_user)
 		drop_privileges(name, uid, gid);
+	mt_mdn_init();		/* GMime, before any callback thread */
+	block_signals();	/* before the replayer thread starts */
 	if (runtime_attach(cfg, err, sizeof(err)) < 0)
 		mt_fatal("%s", err);
 	config_current = cfg;
@@ -402,6 +432,7 @@ main(int argc, char **argv)
 	if (config_current->pidfile)
 		unlink(config_current->pidfile);
 	mt_config_unref(config_current);
+	mt_mdn_shutdown();
 	closelog();
 	return rc;
 }

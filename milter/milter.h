@@ -12,10 +12,13 @@
 #include "../state/record.h"
 #include "../state/store.h"
 
+struct mt_events;
+
 /* What the daemon hangs on each configuration it has loaded. */
 struct mt_runtime {
 	struct mt_store *store;
 	struct mt_geo *geo;		/* NULL without GeoDB */
+	struct mt_events *events;	/* read receipts (receipt.c) */
 };
 
 /* A reference to the configuration in service; mt_config_unref when done. */

@@ -1,0 +1,312 @@
+/*
+ * `mailtrail logwatch [--state FILE] [--once] [FILE|-]`: follows Postfix's
+ * log and turns delivery lines of tracked mail into SEND / DEFER / BOUNCE
+ * events. Lines are taken in batches: one pipelined queue-ID lookup, one
+ * pipelined script call per batch, then the position is saved, so a restart
+ * resumes after the last applied batch (Redis drops what it already has).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "../common/config.h"
+#include "../delivery/delivery.h"
+#include "../state/events.h"
+
+#define BATCH 512
+#define POLL_MS 200
+#define RETRY_MS 1000
+#define BAD_SHOWN 10		/* unparsable lines quoted on stderr */
+#define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
+
+struct lw_counts {
+	unsigned long long lines, results, tracked, written, dup, bad, other;
+};
+
+struct lw {
+	struct cli *c;
+	struct mt_events *ev;
+	const char *state;
+	struct mt_dlv *dlv;		/* BATCH results waiting */
+	char (*fp)[33];			/* their fingerprints */
+	size_t n;
+	off_t saved_off;		/* what the state file says */
+	ino_t saved_ino;
+	struct lw_counts k;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+note_bad(struct lw *w, const char *line, size_t len)
+{
+	w->k.bad++;
+	if (w->k.bad > BAD_SHOWN)
+		return;
+	fprintf(stderr, "mailtrail logwatch: warning: cannot parse line: ");
+	cli_print_escaped(stderr, line, len > 300 ? 300 : len);
+	fputc('\n', stderr);
+	if (w->k.bad == BAD_SHOWN)
+		fprintf(stderr, "mailtrail logwatch: further unparsable lines "
+		    "are only counted\n");
+}
+
+/* Lookup + apply for the batch; 0, or -1 when Redis failed (retry it). */
+static int
+apply_batch(struct lw *w, redisContext *rc)
+{
+	const char *qids[BATCH];
+	char (*ids)[MT_EVENTS_ID_MAX + 1] = calloc(BATCH, sizeof(*ids));
+	struct mt_event e[BATCH];
+	enum mt_event_result res[BATCH];
+	char *json[BATCH];
+	size_t i, m = 0;
+	int rc_ok = -1;
+
+	if (ids == NULL) {
+		snprintf(w->c->err, sizeof(w->c->err), "out of memory");
+		return -1;
+	}
+	for (i = 0; i < w->n; i++)
+		qids[i] = w->dlv[i].qid;
+	if (mt_events_lookup(w->ev, rc, "qid", qids, w->n, ids, w->c->err,
+	    sizeof(w->c->err)) != 0)
+		goto out;
+	for (i = 0; i < w->n; i++) {
+		const struct mt_dlv *d = &w->dlv[i];
+
+		if (ids[i][0] == '\0')
+			continue;	/* not mail we track */
+		json[m] = mt_dlv_event_json(d, d->t_ms >= 0 ? d->t_ms : now_ms());
+		if (json[m] == NULL)
+			continue;
+		e[m] = (struct mt_event){
+			.id = ids[i], .ev = mt_dlv_event_name(d->status),
+			.rcpt = d->rcpt, .alt_rcpt = d->orig_rcpt,
+			.status = mt_dlv_status_name(d->status),
+			.fingerprint = w->fp[i], .json = json[m],
+		};
+		m++;
+	}
+	if (m == 0 || mt_events_apply(w->ev, rc, e, m, res, w->c->err,
+	    sizeof(w->c->err)) == 0) {
+		rc_ok = 0;
+		w->k.tracked += m;
+		for (i = 0; i < m; i++) {
+			w->k.written += res[i] == MT_EV_CHANGED ||
+			    res[i] == MT_EV_RECORDED;
+			w->k.dup += res[i] == MT_EV_DUPLICATE;
+		}
+	}
+	for (i = 0; i < m; i++)
+		free(json[i]);
+out:
+	free(ids);
+	return rc_ok;
+}
+
+/* Applies the batch (retrying while Redis is away unless once), saves the
+ * position. 0, or -1 to give up. */
+static int
+flush_batch(struct lw *w, struct mt_follow *f, redisContext **rc, int once)
+{
+	char err[256];
+
+	while (w->n > 0) {
+		if (*rc == NULL)
+			*rc = mt_events_get(w->ev, w->c->err, sizeof(w->c->err));
+		if (*rc != NULL && apply_batch(w, *rc) == 0)
+			break;
+		fprintf(stderr, "mailtrail logwatch: warning: %s; %s\n",
+		    w->c->err, once ? "giving up" : "retrying in 1s");
+		if (*rc != NULL) {
+			redisFree(*rc);
+			*rc = NULL;
+		}
+		if (once || stop_requested)
+			return -1;
+		sleep_ms(RETRY_MS);
+	}
+	w->n = 0;
+	if (f->off == w->saved_off && f->ino == w->saved_ino)
+		return 0;
+	w->saved_off = f->off;
+	w->saved_ino = f->ino;
+	if (mt_follow_save(f, w->state) != 0) {
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		fprintf(stderr, "mailtrail logwatch: warning: cannot save the "
+		    "position to %s: %s\n", w->state, err);
+	}
+	return 0;
+}
+
+static void
+take_line(struct lw *w, const char *line, size_t len, int cut)
+{
+	struct mt_dlv *d = &w->dlv[w->n];
+	int r;
+
+	w->k.lines++;
+	r = cut ? -1 : mt_dlv_parse(line, len, now_ms(), d);
+	if (r < 0) {
+		note_bad(w, line, len);
+		return;
+	}
+	if (r == 0) {
+		w->k.other++;
+		return;
+	}
+	w->k.results++;
+	mt_events_fingerprint(line, len, w->fp[w->n]);
+	w->n++;
+}
+
+static int
+follow_loop(struct lw *w, struct mt_follow *f, int once)
+{
+	redisContext *rc = NULL;
+	const char *line;
+	size_t len;
+	int r, cut, status = CLI_FOUND;
+
+	while (!stop_requested) {
+		r = mt_follow_next(f, &line, &len, &cut);
+		if (r < 0) {
+			fprintf(stderr, "mailtrail logwatch: %s\n", f->err);
+			status = CLI_FAIL;
+			break;
+		}
+		if (r > 0) {
+			take_line(w, line, len, cut);
+			if (w->n < BATCH)
+				continue;
+		}
+		if (flush_batch(w, f, &rc, once) != 0) {
+			status = CLI_FAIL;
+			break;
+		}
+		if (r == 0) {
+			if (once || f->path == NULL)
+				break;
+			sleep_ms(POLL_MS);
+		}
+	}
+	if (status == CLI_FOUND && flush_batch(w, f, &rc, 1) != 0)
+		status = CLI_FAIL;
+	if (rc != NULL)
+		redisFree(rc);
+	return status;
+}
+
+static void
+report(const struct lw *w)
+{
+	json_t *o;
+
+	if (w->c->json) {
+		o = json_object();
+		json_object_set_new(o, "lines", json_integer((json_int_t)w->k.lines));
+		json_object_set_new(o, "results", json_integer((json_int_t)w->k.results));
+		json_object_set_new(o, "tracked", json_integer((json_int_t)w->k.tracked));
+		json_object_set_new(o, "written", json_integer((json_int_t)w->k.written));
+		json_object_set_new(o, "duplicate", json_integer((json_int_t)w->k.dup));
+		json_object_set_new(o, "unparsable", json_integer((json_int_t)w->k.bad));
+		cli_json_print(o);
+		return;
+	}
+	fprintf(stderr, "mailtrail logwatch: %llu lines, %llu delivery results, "
+	    "%llu of tracked mail, %llu events written, %llu duplicates, "
+	    "%llu unparsable\n", w->k.lines, w->k.results, w->k.tracked,
+	    w->k.written, w->k.dup, w->k.bad);
+}
+
+int
+cmd_logwatch(struct cli *c, int argc, char **argv)
+{
+	const struct cli_command *cmd = cli_find_command(argv[0]);
+	struct lw w = { .c = c, .state = STATE_DEFAULT };
+	struct mt_follow f;
+	const char *path = "/var/log/mail.log";
+	struct sigaction sa;
+	int i, once = 0, rc;
+
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+		if (strcmp(argv[i], "--once") == 0)
+			once = 1;
+		else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+			w.state = argv[++i];
+		else if (strcmp(argv[i], "--no-state") == 0)
+			w.state = NULL;
+		else if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		} else
+			return cli_usage_error(cmd, "%s: unknown option or "
+			    "missing value", argv[i]);
+	}
+	if (argc - i > 1)
+		return cli_usage_error(cmd, "expects at most one log file");
+	if (i < argc)
+		path = argv[i];
+	if (strcmp(path, "-") == 0)
+		w.state = NULL;		/* a pipe has no position to resume */
+	if (cli_connect(c) != 0)
+		return cli_fail(c);
+	w.ev = mt_events_new(c->cfg, c->err, sizeof(c->err));
+	if (w.ev == NULL)
+		return cli_fail(c);
+	w.dlv = calloc(BATCH, sizeof(*w.dlv));
+	w.fp = calloc(BATCH, sizeof(*w.fp));
+	if (w.dlv == NULL || w.fp == NULL ||
+	    mt_follow_open(&f, path, w.state) != 0) {
+		fprintf(stderr, "mailtrail logwatch: %s\n",
+		    w.dlv && w.fp ? f.err : "out of memory");
+		if (w.dlv && w.fp)
+			mt_follow_close(&f);
+		free(w.dlv);
+		free(w.fp);
+		mt_events_free(w.ev);
+		return CLI_FAIL;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	rc = follow_loop(&w, &f, once);
+	report(&w);
+	mt_follow_close(&f);
+	free(w.dlv);
+	free(w.fp);
+	mt_events_free(w.ev);
+	return rc;
+}

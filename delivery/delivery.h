@@ -1,0 +1,103 @@
+/*
+ * Postfix delivery results: parsing one maillog line into a per-recipient
+ * result (pure, bounded: fixed buffers, no allocation), the event JSON it
+ * becomes, and following a log file across appends and rotation.
+ */
+#ifndef MT_DELIVERY_H
+#define MT_DELIVERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MT_DLV_LINE_MAX 8192	/* longer lines are cut and counted bad */
+#define MT_DLV_QID_MAX 32
+#define MT_DLV_ADDR_MAX 512
+#define MT_DLV_SERVICE_MAX 64
+#define MT_DLV_RELAY_MAX 300
+#define MT_DLV_DSN_MAX 16
+#define MT_DLV_TEXT_MAX 1000
+
+enum mt_dlv_status {
+	MT_DLV_SENT = 1,
+	MT_DLV_DEFERRED,
+	MT_DLV_BOUNCED,
+	MT_DLV_EXPIRED		/* to= line with status=expired, or from= line */
+};
+
+/* One delivery result. Strings are NUL-terminated and already cleaned:
+ * addresses by mt_text_address, the rest by mt_text_header. */
+struct mt_dlv {
+	int64_t t_ms;			/* log time, unix ms (-1: none) */
+	char service[MT_DLV_SERVICE_MAX];	/* "postfix/smtp", "postfix-out1/smtp" */
+	char qid[MT_DLV_QID_MAX];
+	int whole_message;		/* from=<..>, status=expired: every rcpt */
+	char rcpt[MT_DLV_ADDR_MAX];	/* to=, "" when whole_message */
+	char orig_rcpt[MT_DLV_ADDR_MAX]; /* orig_to=, "" when absent */
+	char relay[MT_DLV_RELAY_MAX];
+	char delay[24];
+	char dsn[MT_DLV_DSN_MAX];
+	enum mt_dlv_status status;
+	char text[MT_DLV_TEXT_MAX];	/* the "(...)" after the status */
+};
+
+/*
+ * Parses one log line (without its newline). 1: a delivery result in *d;
+ * 0: a well-formed log line that is not one (smtpd, cleanup, ...);
+ * -1: not a log line at all, or a to=/status= line we cannot read.
+ * now_ms gives the year for syslog timestamps, which carry none.
+ */
+int mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
+    struct mt_dlv *d);
+
+/* "SEND", "DEFER", "BOUNCE". */
+const char *mt_dlv_event_name(enum mt_dlv_status s);
+/* The recipient status it moves to: "sent", "deferred", "bounced". */
+const char *mt_dlv_status_name(enum mt_dlv_status s);
+
+/*
+ * The event object for P{ID}:ev (malloc'd JSON text, NULL when out of
+ * memory): t, ev, rcpt, orig_rcpt, relay, dsn, status, reply (sent) or
+ * reason (otherwise), service, qid, delay.
+ */
+char *mt_dlv_event_json(const struct mt_dlv *d, int64_t t_ms);
+
+/* ---- following a log file ----------------------------------------- */
+
+struct mt_follow {
+	char *path;		/* NULL: standard input, no rotation, no state */
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	off_t off;		/* byte offset of the first unconsumed byte */
+	char *buf;		/* partial line carried between reads */
+	size_t len, cap;
+	size_t pending;		/* bytes of the line handed out last */
+	int eof_seen;		/* the last read returned 0 */
+	int long_line;		/* discarding the rest of an overlong line */
+	unsigned char head[64];	/* the file's first bytes as we read them */
+	size_t head_len;	/* 0: not taken yet */
+	char err[256];
+};
+
+/*
+ * Opens path (NULL or "-" for stdin) and seeks to the offset in the state
+ * file when it names the same inode and the file is at least that long.
+ * 0, or -1 with f->err.
+ */
+int mt_follow_open(struct mt_follow *f, const char *path, const char *state);
+
+/*
+ * Next complete line: 1 with *line and *len (valid until the next call; its
+ * end offset is f->off), 0 when nothing new is there (after checking for
+ * rotation and truncation), -1 on a read error. Overlong lines are
+ * returned cut at MT_DLV_LINE_MAX with *cut = 1.
+ */
+int mt_follow_next(struct mt_follow *f, const char **line, size_t *len,
+    int *cut);
+
+/* Writes "inode offset" atomically (tmp + rename). 0 or -1 with err. */
+int mt_follow_save(const struct mt_follow *f, const char *state);
+void mt_follow_close(struct mt_follow *f);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * Following Postfix's log file: appends, rotation by rename (finish the old
+ * file, then open the new one at 0) and truncation (start again at 0), with
+ * the position kept in a small state file so that a restart resumes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "delivery.h"
+
+#define READ_CHUNK 65536
+
+static void
+set_err(struct mt_follow *f, const char *what)
+{
+	snprintf(f->err, sizeof(f->err), "%s %s: %s", what,
+	    f->path ? f->path : "standard input", strerror(errno));
+}
+
+static int
+read_state(const char *state, uintmax_t *ino, uintmax_t *off)
+{
+	FILE *fp;
+	int n;
+
+	if (state == NULL || (fp = fopen(state, "r")) == NULL)
+		return -1;
+	n = fscanf(fp, "%ju %ju", ino, off);
+	fclose(fp);
+	return n == 2 ? 0 : -1;
+}
+
+int
+mt_follow_open(struct mt_follow *f, const char *path, const char *state)
+{
+	struct stat sb;
+	uintmax_t ino, off;
+
+	memset(f, 0, sizeof(f[0]));
+	f->fd = -1;
+	if (path == NULL || strcmp(path, "-") == 0) {
+		f->fd = 0;
+		return 0;
+	}
+	if ((f->path = strdup(path)) == NULL) {
+		snprintf(f->err, sizeof(f->err), "out of memory");
+		return -1;
+	}
+	if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    fstat(f->fd, &sb) != 0) {
+		set_err(f, "cannot open");
+		return -1;
+	}
+	f->dev = sb.st_dev;
+	f->ino = sb.st_ino;
+	if (read_state(state, &ino, &off) == 0 && ino == (uintmax_t)sb.st_ino &&
+	    off <= (uintmax_t)sb.st_size) {
+		if (lseek(f->fd, (off_t)off, SEEK_SET) < 0) {
+			set_err(f, "cannot seek in");
+			return -1;
+		}
+		f->off = (off_t)off;
+	}
+	return 0;
+}
+
+/*
+ * Truncated and written again past our offset before we looked (copytruncate
+ * on a busy log): the first bytes are no longer the ones we read. Takes the
+ * head once enough of the file has been consumed.
+ */
+static int
+head_changed(struct mt_follow *f)
+{
+	unsigned char now[sizeof(f->head)];
+	size_t want = sizeof(f->head);
+	ssize_t n;
+
+	if (f->head_len == 0) {
+		if (f->off < (off_t)want)
+			return 0;
+		n = pread(f->fd, f->head, want, 0);
+		f->head_len = n == (ssize_t)want ? want : 0;
+		return 0;
+	}
+	n = pread(f->fd, now, f->head_len, 0);
+	return n == (ssize_t)f->head_len && memcmp(now, f->head, f->head_len);
+}
+
+/*
+ * At EOF: has the path been renamed away (another inode now) or the file
+ * truncated below our offset? 1 when the caller should read again.
+ */
+static int
+check_rotation(struct mt_follow *f)
+{
+	struct stat sb, psb;
+	int fd;
+
+	if (f->path == NULL)
+		return 0;
+	if (fstat(f->fd, &sb) == 0 && (sb.st_size < f->off ||
+	    head_changed(f))) {
+		/* Truncated in place: everything there now is new. */
+		lseek(f->fd, 0, SEEK_SET);
+		f->off = 0;
+		f->len = 0;
+		f->head_len = 0;
+		return 1;
+	}
+	if (stat(f->path, &psb) != 0 ||
+	    (psb.st_ino == f->ino && psb.st_dev == f->dev))
+		return 0;
+	/* Renamed: the old fd was read to its end just now; switch. */
+	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;	/* not created yet: try again later */
+	if (fstat(fd, &psb) != 0) {
+		close(fd);
+		return 0;
+	}
+	close(f->fd);
+	f->fd = fd;
+	f->dev = psb.st_dev;
+	f->ino = psb.st_ino;
+	f->off = 0;
+	f->len = 0;	/* a last line without newline is lost with the file */
+	f->head_len = 0;
+	return 1;
+}
+
+static int
+fill(struct mt_follow *f)
+{
+	ssize_t n;
+
+	if (f->cap - f->len < READ_CHUNK) {
+		size_t cap = f->len + READ_CHUNK + 1;
+		char *nb = realloc(f->buf, cap);
+
+		if (nb == NULL) {
+			snprintf(f->err, sizeof(f->err), "out of memory");
+			return -1;
+		}
+		f->buf = nb;
+		f->cap = cap;
+	}
+	do
+		n = read(f->fd, f->buf + f->len, READ_CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		set_err(f, "cannot read");
+		return -1;
+	}
+	f->eof_seen = n == 0;
+	f->len += (size_t)n;
+	return (int)(n > 0);
+}
+
+int
+mt_follow_next(struct mt_follow *f, const char **line, size_t *len, int *cut)
+{
+	char *nl;
+	size_t n;
+	int rc;
+
+	*cut = 0;
+	if (f->pending > 0) {	/* the line handed out last time */
+		memmove(f->buf, f->buf + f->pending, f->len - f->pending);
+		f->len -= f->pending;
+		f->pending = 0;
+	}
+	for (;;) {
+		nl = f->len ? memchr(f->buf, '\n', f->len) : NULL;
+		if (nl == NULL && f->len > MT_DLV_LINE_MAX && f->long_line) {
+			f->off += (off_t)f->len;	/* more of the same line */
+			f->len = 0;
+		} else if (nl == NULL && f->len > MT_DLV_LINE_MAX) {
+			/* Overlong: hand out the head, drop the rest. */
+			*line = f->buf;
+			*len = MT_DLV_LINE_MAX;
+			*cut = 1;
+			f->off += (off_t)f->len;
+			f->pending = f->len;
+			f->long_line = 1;
+			return 1;
+		}
+		if (nl != NULL) {
+			n = (size_t)(nl - f->buf) + 1;
+			f->off += (off_t)n;
+			if (f->long_line) {	/* tail of an overlong line */
+				f->long_line = 0;
+				memmove(f->buf, f->buf + n, f->len - n);
+				f->len -= n;
+				continue;
+			}
+			*line = f->buf;
+			*len = n - 1;
+			if (*len > 0 && f->buf[*len - 1] == '\r')
+				(*len)--;
+			f->pending = n;
+			return 1;
+		}
+		rc = fill(f);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			if (check_rotation(f))
+				continue;
+			return 0;
+		}
+	}
+}
+
+int
+mt_follow_save(const struct mt_follow *f, const char *state)
+{
+	char tmp[4096];
+	FILE *fp;
+	int ok;
+
+	if (f->path == NULL || state == NULL)
+		return 0;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", state) >= (int)sizeof(tmp))
+		return -1;
+	if ((fp = fopen(tmp, "w")) == NULL)
+		return -1;
+	ok = fprintf(fp, "%ju %jd\n", (uintmax_t)f->ino, (intmax_t)f->off) > 0;
+	ok = fflush(fp) == 0 && ok;
+	ok = fsync(fileno(fp)) == 0 && ok;
+	ok = fclose(fp) == 0 && ok;
+	if (!ok || rename(tmp, state) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+void
+mt_follow_close(struct mt_follow *f)
+{
+	if (f->fd > 0)
+		close(f->fd);
+	f->fd = -1;
+	free(f->path);
+	free(f->buf);
+	f->path = NULL;
+	f->buf = NULL;
+}

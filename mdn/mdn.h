@@ -1,0 +1,43 @@
+/*
+ * Read receipts: parsing a message disposition notification (RFC 8098,
+ * multipart/report; report-type=disposition-notification) into the few
+ * facts mailtrail needs. Uses GMime for the MIME structure; bounded fields.
+ * Library code: returns a verdict and a reason, never logs.
+ */
+#ifndef MT_MDN_H
+#define MT_MDN_H
+
+#include <stddef.h>
+
+#define MT_MDN_MAX (1024 * 1024)	/* larger bodies are not parsed */
+#define MT_MDN_ADDR_MAX 512
+#define MT_MDN_FIELD_MAX 256
+
+struct mt_mdn {
+	char final_rcpt[MT_MDN_ADDR_MAX];	/* Final-Recipient, normalised */
+	char orig_rcpt[MT_MDN_ADDR_MAX];	/* Original-Recipient or "" */
+	char orig_msgid[MT_MDN_FIELD_MAX];	/* Original-Message-ID, no <> */
+	char disposition[MT_MDN_FIELD_MAX];	/* the whole field, cleaned */
+	char type[32];		/* displayed, deleted, dispatched, processed,
+				 * denied, failed (lower case) */
+	char ua[MT_MDN_FIELD_MAX];		/* Reporting-UA or "" */
+	char mt_id[72];		/* X-Mailtrail-ID of the returned headers,
+				 * unverified, or "" */
+};
+
+/* 1 when ct (a Content-Type value) announces an MDN. */
+int mt_mdn_is_report(const char *ct);
+
+/*
+ * Parses a whole message (headers and body, CRLF or LF). 1: an MDN with
+ * at least Final-Recipient and Disposition; 0: not an MDN; -1: an MDN we
+ * cannot read (reason in err).
+ */
+int mt_mdn_parse(const char *msg, size_t len, struct mt_mdn *out, char *err,
+    size_t errlen);
+
+/* GMime set-up, once per process before any thread parses; and tear-down. */
+void mt_mdn_init(void);
+void mt_mdn_shutdown(void);
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * Read receipts through the milter. The MDN itself is delivered as usual;
+ * here we only learn from it: which tracked message (a verified
+ * X-Mailtrail-ID in the returned headers, else Original-Message-ID), which
+ * recipient (Final-Recipient, else Original-Recipient, and it must be a
+ * recipient of that message), and what happened (displayed -> READ,
+ * deleted -> DELETE, anything else -> MDN event).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include <jansson.h>
+
+#include "../common/config.h"
+#include "../common/log.h"
+#include "../common/trackid.h"
+#include "../mdn/mdn.h"
+#include "../state/events.h"
+#include "receipt.h"
+
+void
+mt_receipt_header(struct mt_receipt *r, const char *name, const char *value)
+{
+	if (strcasecmp(name, "Disposition-Notification-To") == 0)
+		r->rcp_has_dnt = 1;
+	else if (strcasecmp(name, "Content-Type") == 0 && r->rcp_ct == NULL &&
+	    mt_mdn_is_report(value))
+		r->rcp_ct = strndup(value, 4096);
+}
+
+int
+mt_receipt_wanted(const struct mt_receipt *r)
+{
+	return r->rcp_ct != NULL && !r->rcp_too_big;
+}
+
+void
+mt_receipt_body(struct mt_receipt *r, const unsigned char *chunk, size_t len)
+{
+	size_t cap;
+	char *nb;
+
+	if (!mt_receipt_wanted(r) || len == 0)
+		return;
+	if (r->rcp_len + len > MT_MDN_MAX) {
+		r->rcp_too_big = 1;
+		free(r->rcp_body);
+		r->rcp_body = NULL;
+		r->rcp_len = r->rcp_cap = 0;
+		return;
+	}
+	if (r->rcp_len + len > r->rcp_cap) {
+		cap = r->rcp_cap ? r->rcp_cap : 16384;
+		while (cap < r->rcp_len + len)
+			cap *= 2;
+		if ((nb = realloc(r->rcp_body, cap)) == NULL) {
+			r->rcp_too_big = 1;	/* cannot keep it: ignore */
+			return;
+		}
+		r->rcp_body = nb;
+		r->rcp_cap = cap;
+	}
+	memcpy(r->rcp_body + r->rcp_len, chunk, len);
+	r->rcp_len += len;
+}
+
+void
+mt_receipt_free(struct mt_receipt *r)
+{
+	free(r->rcp_ct);
+	free(r->rcp_body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The tracked message: 1 with id, 0 none, -1 forged ID (ignore). */
+static int
+find_message(const struct mt_config *cfg, struct mt_events *ev,
+    redisContext *c, const struct mt_mdn *m, char id[MT_EVENTS_ID_MAX + 1],
+    char *err, size_t errlen)
+{
+	char vid[MT_ID_SIZE];
+	const char *key = m->orig_msgid;
+
+	if (m->mt_id[0] != '\0') {
+		if (!mt_id_verify(cfg->secret, cfg->secret_len, m->mt_id,
+		    strlen(m->mt_id), vid))
+			return -1;
+		snprintf(id, MT_EVENTS_ID_MAX + 1, "%s", vid);
+		return 1;
+	}
+	if (key[0] == '\0')
+		return 0;
+	if (mt_events_lookup(ev, c, "msgid", &key, 1,
+	    (char (*)[MT_EVENTS_ID_MAX + 1])id, err, errlen) != 0)
+		return -2;
+	return id[0] != '\0';
+}
+
+static char *
+event_json(const struct mt_mdn *m, const char *name, const char *qid)
+{
+	struct timeval tv;
+	json_t *o = json_object();
+	char *s;
+
+	gettimeofday(&tv, NULL);
+	json_object_set_new(o, "t", json_integer((json_int_t)tv.tv_sec * 1000 +
+	    tv.tv_usec / 1000));
+	json_object_set_new(o, "ev", json_string(name));
+	json_object_set_new(o, "rcpt", json_string(m->final_rcpt));
+	if (m->orig_rcpt[0])
+		json_object_set_new(o, "orig_rcpt", json_string(m->orig_rcpt));
+	json_object_set_new(o, "disposition", json_string(m->disposition));
+	if (m->ua[0])
+		json_object_set_new(o, "ua", json_string(m->ua));
+	if (m->orig_msgid[0])
+		json_object_set_new(o, "msgid", json_string(m->orig_msgid));
+	json_object_set_new(o, "via", json_string("mdn"));
+	json_object_set_new(o, "qid", json_string(qid));
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+static const char *
+result_text(enum mt_event_result r)
+{
+	switch (r) {
+	case MT_EV_CHANGED: return "recorded, status changed";
+	case MT_EV_RECORDED: return "recorded";
+	case MT_EV_DUPLICATE: return "already recorded";
+	case MT_EV_NO_RECORD: return "ignored: the record has expired";
+	case MT_EV_NOT_RECIPIENT: return "ignored: not a recipient of it";
+	default: return "failed";
+	}
+}
+
+/* Matches a parsed MDN and applies it; logs the outcome. */
+static void
+apply_mdn(const struct mt_config *cfg, struct mt_events *ev,
+    const struct mt_mdn *m, const char *qid)
+{
+	char id[MT_EVENTS_ID_MAX + 1] = "", err[256] = "", fp[33], tag[64];
+	const char *name = strcmp(m->type, "displayed") == 0 ? "READ"
+	    : strcmp(m->type, "deleted") == 0 ? "DELETE" : "MDN";
+	struct mt_event e;
+	enum mt_event_result res = MT_EV_FAILED;
+	redisContext *c;
+	char *json;
+	int found;
+
+	if ((c = mt_events_get(ev, err, sizeof(err))) == NULL) {
+		mt_log(LOG_WARNING, "%s: read receipt not recorded: Redis: %s",
+		    qid, err);
+		return;
+	}
+	found = find_message(cfg, ev, c, m, id, err, sizeof(err));
+	if (found <= 0) {
+		mt_events_put(ev, c);
+		if (found == -2)
+			mt_log(LOG_WARNING, "%s: read receipt not recorded: %s",
+			    qid, err);
+		else
+			mt_log(LOG_NOTICE, "%s: read receipt from <%s> %s; "
+			    "ignored", qid, m->final_rcpt, found < 0 ?
+			    "carries a forged X-Mailtrail-ID" :
+			    "is for a message mailtrail does not track");
+		return;
+	}
+	snprintf(tag, sizeof(tag), "%s:%s", name, m->type);
+	mt_events_once_per_rcpt(strcmp(name, "MDN") ? name : tag,
+	    m->final_rcpt, fp);
+	json = event_json(m, name, qid);
+	e = (struct mt_event){ .id = id, .ev = name, .rcpt = m->final_rcpt,
+	    .alt_rcpt = m->orig_rcpt,
+	    .status = strcmp(name, "READ") == 0 ? "read" : NULL,
+	    .only_known = 1, .fingerprint = fp, .json = json ? json : "{}" };
+	if (mt_events_apply(ev, c, &e, 1, &res, err, sizeof(err)) != 0)
+		res = MT_EV_FAILED;
+	mt_events_put(ev, c);
+	free(json);
+	mt_log(res == MT_EV_FAILED || res == MT_EV_NOT_RECIPIENT ? LOG_WARNING
+	    : LOG_INFO, "%s: read receipt: id=%s, rcpt=<%s>, disposition=%s, "
+	    "%s%s%s", qid, id, m->final_rcpt, m->type, result_text(res),
+	    res == MT_EV_FAILED ? ": " : "", res == MT_EV_FAILED ? err : "");
+}
+
+void
+mt_receipt_finish(struct mt_receipt *r, const struct mt_config *cfg,
+    struct mt_events *ev, const char *qid)
+{
+	struct mt_mdn m;
+	char err[256], *msg;
+	size_t hlen;
+	int rc;
+
+	if (r->rcp_ct == NULL || ev == NULL)
+		return;
+	if (r->rcp_too_big) {
+		mt_log(LOG_NOTICE, "%s: read receipt larger than %d bytes; "
+		    "not read", qid, MT_MDN_MAX);
+		return;
+	}
+	/* GMime gets the one header that matters, then the body as sent. */
+	hlen = strlen(r->rcp_ct) + 40;
+	if ((msg = malloc(hlen + r->rcp_len)) == NULL)
+		return;
+	hlen = (size_t)snprintf(msg, hlen, "MIME-Version: 1.0\r\n"
+	    "Content-Type: %s\r\n\r\n", r->rcp_ct);
+	if (r->rcp_len)
+		memcpy(msg + hlen, r->rcp_body, r->rcp_len);
+	rc = mt_mdn_parse(msg, hlen + r->rcp_len, &m, err, sizeof(err));
+	free(msg);
+	if (rc < 0)
+		mt_log(LOG_NOTICE, "%s: malformed read receipt (%s); ignored",
+		    qid, err);
+	else if (rc > 0)
+		apply_mdn(cfg, ev, &m, qid);
+}
+
+/* RequestReadReceipt handled in callbacks.c: it needs the SMFICTX. */

@@ -1,0 +1,349 @@
+/*
+ * Status events into Redis: one Lua script per event, sent in pipelines so
+ * that the log follower keeps up with busy servers. The script is the
+ * single place that knows the status order and the dedupe rule.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "events.h"
+#include "redis.h"
+#include "../common/config.h"
+
+#define POOL_MAX 4
+
+/*
+ * KEYS: 1 P{ID}  2 P{ID}:rcpt  3 P{ID}:ev  4 Pevents  5 P{ID}:seen
+ * ARGV: 1 id  2 ttl  3 stream maxlen  4 fingerprint or ''  5 rcpt or ''
+ *       (every recipient still queued/deferred)  6 alternative rcpt or ''
+ *       7 new status or ''  8 event name  9 event JSON  10 only_known
+ * Status order: queued < deferred < sent = bounced < read; deferred may
+ * repeat. An event that would move a status back is still recorded.
+ */
+static const char events_lua[] =
+"if redis.call('EXISTS', KEYS[1]) == 0 then return 'norecord' end\n"
+"local ttl, who, new = ARGV[2], ARGV[5], ARGV[7]\n"
+"if who ~= '' and redis.call('HEXISTS', KEYS[2], who) == 0 then\n"
+"  if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[6]) == 1 then\n"
+"    who = ARGV[6]\n"
+"  elseif ARGV[10] == '1' then return 'notrcpt' end\n"
+"end\n"
+"if ARGV[4] ~= '' then\n"
+"  if redis.call('SADD', KEYS[5], ARGV[4]) == 0 then return 'dup' end\n"
+"  redis.call('EXPIRE', KEYS[5], ttl)\n"
+"end\n"
+"local rank = {queued = 0, deferred = 1, sent = 2, bounced = 2, read = 3}\n"
+"local res = 'event'\n"
+"if new ~= '' then\n"
+"  if who == '' then\n"
+"    local all = redis.call('HGETALL', KEYS[2])\n"
+"    for i = 1, #all, 2 do\n"
+"      if all[i + 1] == 'queued' or all[i + 1] == 'deferred' then\n"
+"        redis.call('HSET', KEYS[2], all[i], new)\n"
+"        res = 'ok'\n"
+"      end\n"
+"    end\n"
+"  else\n"
+"    local cur = redis.call('HGET', KEYS[2], who)\n"
+"    local cr = rank[cur] or -1\n"
+"    if rank[new] > cr or (new == 'deferred' and cur == 'deferred') then\n"
+"      redis.call('HSET', KEYS[2], who, new)\n"
+"      res = 'ok'\n"
+"    end\n"
+"  end\n"
+"end\n"
+"redis.call('RPUSH', KEYS[3], ARGV[9])\n"
+"redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',\n"
+"  'id', ARGV[1], 'ev', ARGV[8], 'data', ARGV[9])\n"
+"for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end\n"
+"return res\n";
+
+struct mt_events {
+	struct mt_config rcfg;	/* private copy of the redis_* settings */
+	char *prefix;
+	char ttl[24], maxlen[24];
+	char sha[41];
+	pthread_mutex_t mu;
+	redisContext *idle[POOL_MAX];
+	int nidle;
+};
+
+static int
+script_sha(char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(events_lua, sizeof(events_lua) - 1, md, &n, EVP_sha1(),
+	    NULL) || n != 20)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+void
+mt_events_fingerprint(const void *data, size_t len, char out[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n < 16) {
+		memset(out, '0', 32);
+		out[32] = '\0';
+		return;
+	}
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void
+mt_events_once_per_rcpt(const char *ev, const char *rcpt, char out[33])
+{
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf), "%s %s", ev, rcpt);
+
+	mt_events_fingerprint(buf, n < 0 ? 0 : (size_t)n >= sizeof(buf) ?
+	    sizeof(buf) - 1 : (size_t)n, out);
+}
+
+struct mt_events *
+mt_events_new(const struct mt_config *cfg, char *err, size_t errlen)
+{
+	struct mt_events *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&ev->mu, NULL);
+	ev->rcfg.redis_server = strdup(cfg->redis_server ? cfg->redis_server
+	    : "127.0.0.1:6379");
+	ev->rcfg.redis_user = cfg->redis_user ? strdup(cfg->redis_user) : NULL;
+	ev->rcfg.redis_password = cfg->redis_password ?
+	    strdup(cfg->redis_password) : NULL;
+	ev->rcfg.redis_timeout_ms = cfg->redis_timeout_ms > 0 ?
+	    cfg->redis_timeout_ms : 1000;
+	ev->prefix = strdup(cfg->redis_prefix ? cfg->redis_prefix : "mt:");
+	snprintf(ev->ttl, sizeof(ev->ttl), "%ld",
+	    (cfg->retention_days > 0 ? cfg->retention_days : 30) * 86400);
+	snprintf(ev->maxlen, sizeof(ev->maxlen), "%ld",
+	    cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000);
+	if (ev->rcfg.redis_server == NULL || ev->prefix == NULL ||
+	    (cfg->redis_user && !ev->rcfg.redis_user) ||
+	    (cfg->redis_password && !ev->rcfg.redis_password) ||
+	    script_sha(ev->sha) != 0) {
+		snprintf(err, errlen, "out of memory");
+		mt_events_free(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+void
+mt_events_free(struct mt_events *ev)
+{
+	if (ev == NULL)
+		return;
+	for (int i = 0; i < ev->nidle; i++)
+		redisFree(ev->idle[i]);
+	free(ev->rcfg.redis_server);
+	free(ev->rcfg.redis_user);
+	if (ev->rcfg.redis_password != NULL)
+		explicit_bzero(ev->rcfg.redis_password,
+		    strlen(ev->rcfg.redis_password));
+	free(ev->rcfg.redis_password);
+	free(ev->prefix);
+	pthread_mutex_destroy(&ev->mu);
+	free(ev);
+}
+
+const char *
+mt_events_prefix(const struct mt_events *ev)
+{
+	return ev->prefix;
+}
+
+redisContext *
+mt_events_get(struct mt_events *ev, char *err, size_t errlen)
+{
+	redisContext *c = NULL;
+
+	pthread_mutex_lock(&ev->mu);
+	if (ev->nidle > 0)
+		c = ev->idle[--ev->nidle];
+	pthread_mutex_unlock(&ev->mu);
+	return c ? c : mt_redis_connect(&ev->rcfg, err, errlen);
+}
+
+void
+mt_events_put(struct mt_events *ev, redisContext *c)
+{
+	if (c == NULL)
+		return;
+	if (c->err == 0) {
+		pthread_mutex_lock(&ev->mu);
+		if (ev->nidle < POOL_MAX) {
+			ev->idle[ev->nidle++] = c;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&ev->mu);
+	}
+	if (c != NULL)
+		redisFree(c);
+}
+
+static int
+id_shaped(const char *s, size_t len)
+{
+	if (len == 0 || len > MT_EVENTS_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		    ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+io_error(redisContext *c, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "Redis: %s", c->errstr[0] ? c->errstr
+	    : "no reply");
+}
+
+int
+mt_events_lookup(struct mt_events *ev, redisContext *c, const char *kind,
+    const char *const *keys, size_t n, char (*ids)[MT_EVENTS_ID_MAX + 1],
+    char *err, size_t errlen)
+{
+	redisReply *rep;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		if (redisAppendCommand(c, "GET %s%s:%s", ev->prefix, kind,
+		    keys[i]) != REDIS_OK) {
+			io_error(c, err, errlen);
+			return -1;
+		}
+	for (i = 0; i < n; i++) {
+		ids[i][0] = '\0';
+		if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
+			io_error(c, err, errlen);
+			return -1;
+		}
+		if (rep->type == REDIS_REPLY_STRING && id_shaped(rep->str,
+		    rep->len)) {
+			memcpy(ids[i], rep->str, rep->len);
+			ids[i][rep->len] = '\0';
+		} else if (rep->type == REDIS_REPLY_ERROR && rc == 0) {
+			snprintf(err, errlen, "Redis: %.200s", rep->str);
+			rc = -1;
+		}
+		freeReplyObject(rep);
+	}
+	return rc;
+}
+
+static int
+append_event(struct mt_events *ev, redisContext *c, const struct mt_event *e)
+{
+	char k[5][MT_EVENTS_ID_MAX + 128];
+	const char *argv[18];
+	size_t len[18];
+	int i;
+
+	snprintf(k[0], sizeof(k[0]), "%s{%s}", ev->prefix, e->id);
+	snprintf(k[1], sizeof(k[1]), "%s{%s}:rcpt", ev->prefix, e->id);
+	snprintf(k[2], sizeof(k[2]), "%s{%s}:ev", ev->prefix, e->id);
+	snprintf(k[3], sizeof(k[3]), "%sevents", ev->prefix);
+	snprintf(k[4], sizeof(k[4]), "%s{%s}:seen", ev->prefix, e->id);
+	argv[0] = "EVALSHA";
+	argv[1] = ev->sha;
+	argv[2] = "5";
+	for (i = 0; i < 5; i++)
+		argv[3 + i] = k[i];
+	argv[8] = e->id;
+	argv[9] = ev->ttl;
+	argv[10] = ev->maxlen;
+	argv[11] = e->fingerprint ? e->fingerprint : "";
+	argv[12] = e->rcpt ? e->rcpt : "";
+	argv[13] = e->alt_rcpt ? e->alt_rcpt : "";
+	argv[14] = e->status ? e->status : "";
+	argv[15] = e->ev;
+	argv[16] = e->json;
+	argv[17] = e->only_known ? "1" : "0";
+	for (i = 0; i < 18; i++)
+		len[i] = strlen(argv[i]);
+	return redisAppendCommandArgv(c, 18, argv, len) == REDIS_OK ? 0 : -1;
+}
+
+static enum mt_event_result
+result_of(const redisReply *rep, char *err, size_t errlen)
+{
+	static const struct { const char *s; enum mt_event_result r; } tab[] = {
+		{ "ok", MT_EV_CHANGED }, { "event", MT_EV_RECORDED },
+		{ "dup", MT_EV_DUPLICATE }, { "norecord", MT_EV_NO_RECORD },
+		{ "notrcpt", MT_EV_NOT_RECIPIENT },
+	};
+
+	if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)
+		for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+			if (strcmp(rep->str, tab[i].s) == 0)
+				return tab[i].r;
+	if (rep->type == REDIS_REPLY_ERROR)
+		snprintf(err, errlen, "Redis: %.200s", rep->str);
+	else
+		snprintf(err, errlen, "unexpected reply to the events script");
+	return MT_EV_FAILED;
+}
+
+int
+mt_events_apply(struct mt_events *ev, redisContext *c,
+    const struct mt_event *e, size_t n, enum mt_event_result *res,
+    char *err, size_t errlen)
+{
+	redisReply *rep;
+	size_t i;
+	int rc = 0;
+
+	/*
+	 * SCRIPT LOAD first in the same pipeline: a fresh or flushed server
+	 * then never answers NOSCRIPT, and it costs no extra round trip.
+	 */
+	if (redisAppendCommand(c, "SCRIPT LOAD %b", events_lua,
+	    sizeof(events_lua) - 1) != REDIS_OK) {
+		io_error(c, err, errlen);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (append_event(ev, c, &e[i]) != 0) {
+			io_error(c, err, errlen);
+			return -1;
+		}
+	for (i = 0; i <= n; i++) {
+		if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
+			io_error(c, err, errlen);
+			return -1;
+		}
+		if (i == 0) {
+			if (rep->type == REDIS_REPLY_ERROR) {
+				snprintf(err, errlen, "Redis: %.200s", rep->str);
+				rc = -1;
+			}
+		} else if ((res[i - 1] = result_of(rep, err, errlen)) ==
+		    MT_EV_FAILED)
+			rc = -1;
+		freeReplyObject(rep);
+	}
+	return rc;
+}

@@ -1,0 +1,160 @@
+/*
+ * Read receipts as real clients send them (tests/mdn/): the recipient, the
+ * original Message-ID, the disposition and the returned X-Mailtrail-ID.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../mdn/mdn.h"
+
+static char *
+sample(const char *name, size_t *len)
+{
+	const char *dir = getenv("MT_TEST_MDN_DIR");
+	char path[1024];
+	FILE *f;
+	char *buf = malloc(MT_MDN_MAX + 1);
+
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/mdn", name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	*len = fread(buf, 1, MT_MDN_MAX, f);
+	fclose(f);
+	return buf;
+}
+
+static int
+parse_sample(const char *name, struct mt_mdn *m, char *err, size_t errlen)
+{
+	size_t len;
+	char *buf = sample(name, &len);
+	int rc = mt_mdn_parse(buf, len, m, err, errlen);
+
+	free(buf);
+	return rc;
+}
+
+static void
+thunderbird_displayed_manually(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(parse_sample("thunderbird.eml", &m, err,
+	    sizeof(err)), 1);
+	assert_string_equal(m.final_rcpt, "bob@rcpt.test");
+	assert_string_equal(m.orig_msgid, "mdn-sample-1@client.test");
+	assert_string_equal(m.type, "displayed");
+	assert_string_equal(m.disposition,
+	    "manual-action/MDN-sent-manually; displayed");
+	assert_string_equal(m.ua, "rcpt.test; Mozilla Thunderbird");
+	assert_string_equal(m.mt_id, "@@MTID@@");
+}
+
+static void
+exchange_displayed_automatically(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(parse_sample("outlook-exchange.eml", &m, err,
+	    sizeof(err)), 1);
+	assert_string_equal(m.final_rcpt, "bob@rcpt.test");
+	assert_string_equal(m.type, "displayed");
+	assert_string_equal(m.mt_id, "");
+	assert_string_equal(m.orig_msgid, "mdn-sample-1@client.test");
+}
+
+static void
+apple_mail_with_original_recipient_and_message_part(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(parse_sample("apple-mail.eml", &m, err,
+	    sizeof(err)), 1);
+	assert_string_equal(m.orig_rcpt, "bob@rcpt.test");
+	assert_string_equal(m.final_rcpt, "bob@rcpt.test");
+	assert_string_equal(m.mt_id, "@@MTID@@");
+}
+
+static void
+rfc8098_examples_displayed_and_deleted(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(parse_sample("rfc8098-displayed.eml", &m, err,
+	    sizeof(err)), 1);
+	assert_string_equal(m.type, "displayed");
+	assert_int_equal(parse_sample("rfc8098-deleted.eml", &m, err,
+	    sizeof(err)), 1);
+	assert_string_equal(m.type, "deleted");
+}
+
+static void
+malformed_reports_are_refused_with_a_reason(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(parse_sample("malformed-no-final-recipient.eml", &m,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "Final-Recipient"));
+	assert_int_equal(parse_sample("malformed-truncated.eml", &m, err,
+	    sizeof(err)), -1);
+}
+
+static void
+ordinary_mail_is_not_a_report(void **state)
+{
+	const char msg[] = "From: a@b\r\nContent-Type: multipart/report; "
+	    "report-type=delivery-status; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n"
+	    "--x--\r\n";
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(mt_mdn_parse(msg, sizeof(msg) - 1, &m, err,
+	    sizeof(err)), 0);
+	assert_int_equal(mt_mdn_parse("", 0, &m, err, sizeof(err)), 0);
+	assert_true(mt_mdn_is_report("multipart/report; "
+	    "report-type=\"Disposition-Notification\"; boundary=b"));
+	assert_false(mt_mdn_is_report("multipart/report; "
+	    "report-type=delivery-status"));
+	assert_false(mt_mdn_is_report("text/plain"));
+}
+
+static int
+setup(void **state)
+{
+	mt_mdn_init();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	mt_mdn_shutdown();
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(thunderbird_displayed_manually),
+		cmocka_unit_test(exchange_displayed_automatically),
+		cmocka_unit_test(apple_mail_with_original_recipient_and_message_part),
+		cmocka_unit_test(rfc8098_examples_displayed_and_deleted),
+		cmocka_unit_test(malformed_reports_are_refused_with_a_reason),
+		cmocka_unit_test(ordinary_mail_is_not_a_report),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
