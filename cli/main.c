@@ -21,6 +21,18 @@ static const struct cli_command commands[] = {
 	{ "search", "[--from ADDR] [--to ADDR] [--since T] [--until T] "
 	    "[--limit N]",
 	    "messages by sender and/or recipient, newest first", cmd_search },
+	{ "route", "list | pause NAME [REASON] | resume NAME | check [NAME]",
+	    "outbound routes: health, pause and resume, DNS checks",
+	    cmd_route },
+	{ "postfix-config", "[--master | --main] [--global]",
+	    "master.cf transports and main.cf lines for the Route lines",
+	    cmd_postfix_config },
+	{ "mark-read", "ID|QUEUEID|MESSAGE-ID RECIPIENT",
+	    "record that RECIPIENT read the message (IMAP hooks, scripts)",
+	    cmd_mark_read },
+	{ "logwatch", "[--state FILE | --no-state] [--once] [FILE|-]",
+	    "follow Postfix's log (default /var/log/mail.log) into delivery "
+	    "events", cmd_logwatch },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -1,0 +1,570 @@
+/*
+ * mailtrail-routed: answers Postfix's sender_dependent_default_transport_maps
+ * lookups over the socketmap protocol with the transport of the route chosen
+ * for the delivery. One thread per Postfix connection; a refresher thread
+ * reads route health from Redis every second; SIGHUP reloads, SIGTERM stops.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/log.h"
+#include "../state/redis.h"
+#include "route.h"
+#include "routed.h"
+
+#define IDLE_TIMEOUT_MS (600 * 1000)	/* Postfix's max_idle is 100s */
+#define MAX_CONNECTIONS 1024
+
+struct routed_rt {
+	struct mt_routes routes;
+	struct mt_selector *sel;
+};
+
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mt_config *config_current;
+
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t conn_cond = PTHREAD_COND_INITIALIZER;
+static int conn_fds[MAX_CONNECTIONS];
+static size_t conn_count;
+static volatile sig_atomic_t stopping;
+static int listen_fd = -1;
+
+static struct mt_config *
+current_config(void)
+{
+	struct mt_config *c;
+
+	pthread_mutex_lock(&config_lock);
+	c = mt_config_ref(config_current);
+	pthread_mutex_unlock(&config_lock);
+	return c;
+}
+
+static struct routed_rt *
+rt_of(struct mt_config *cfg)
+{
+	return cfg->owner;
+}
+
+static void
+runtime_free(struct mt_config *cfg)
+{
+	struct routed_rt *rt = cfg->owner;
+
+	if (rt == NULL)
+		return;
+	mt_selector_free(rt->sel);
+	mt_routes_free(&rt->routes);
+	free(rt);
+	cfg->owner = NULL;
+}
+
+static int
+runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
+{
+	struct routed_rt *rt = calloc(1, sizeof(*rt));
+
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (mt_routes_load(cfg, &rt->routes, err, errlen) < 0) {
+		free(rt);
+		return -1;
+	}
+	rt->sel = mt_selector_new(&rt->routes, cfg->route_sticky);
+	if (rt->sel == NULL) {
+		mt_routes_free(&rt->routes);
+		free(rt);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	mt_selector_set_health_known(rt->sel, 0);
+	cfg->owner = rt;
+	cfg->on_free = runtime_free;
+	return 0;
+}
+
+/* Logs why no route was usable, at most once a second. */
+static void
+log_no_route(const char *sender, size_t len, const char *why, int closed)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static time_t last;
+	static unsigned long suppressed;
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&lock);
+	if (now == last) {
+		suppressed++;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	mt_log(LOG_WARNING, "sender=<%.*s>: %s; %s%s", (int)(len > 200 ? 200 :
+	    len), sender, why, closed ? "answering TEMP, Postfix defers "
+	    "the delivery (RouteFailClosed)" : "answering NOTFOUND, Postfix "
+	    "uses default_transport (fail-open)", suppressed ?
+	    " (more such lookups not logged)" : "");
+	last = now;
+	suppressed = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+struct conn {
+	int fd;
+	redisContext *rc;	/* for warm-up counts, connected on demand */
+	struct mt_config *rc_cfg;	/* holds the configuration rc is for */
+	struct mt_config *cfg;		/* the request's configuration */
+	char buf[MT_SOCKETMAP_MAX + 16];
+	size_t len;
+};
+
+static int
+take_warmup(void *arg, const struct mt_route *r, long day, long cap)
+{
+	struct conn *c = arg;
+	char err[256];
+	int rv;
+
+	if (c->rc_cfg != c->cfg) {	/* first use, or reloaded since */
+		if (c->rc != NULL)
+			redisFree(c->rc);
+		c->rc = NULL;
+		if (c->rc_cfg != NULL)
+			mt_config_unref(c->rc_cfg);
+		c->rc_cfg = mt_config_ref(c->cfg);
+	}
+	if (c->rc == NULL) {
+		c->rc = mt_redis_connect(c->rc_cfg, err, sizeof(err));
+		if (c->rc == NULL) {
+			mt_log(LOG_WARNING, "route %s: cannot count its warm-up "
+			    "deliveries, skipping it: Redis: %s", r->name, err);
+			return -1;
+		}
+	}
+	rv = mt_route_take_redis(c->rc, c->rc_cfg->redis_prefix, r, day, cap);
+	if (rv < 0) {
+		mt_log(LOG_WARNING, "route %s: cannot count its warm-up "
+		    "deliveries, skipping it: Redis: %s", r->name,
+		    c->rc->err ? c->rc->errstr : "unexpected reply");
+		redisFree(c->rc);
+		c->rc = NULL;
+	}
+	return rv;
+}
+
+static int
+key_is_clean(const char *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f)
+			return 0;
+	return n > 0;
+}
+
+/* One request to one reply in out; returns the reply length. */
+static size_t
+answer(struct conn *c, const struct mt_socketmap_req *req, char *out,
+    size_t outlen)
+{
+	struct mt_config *cfg = current_config();
+	struct routed_rt *rt = rt_of(cfg);
+	char why[256], data[MT_ROUTE_NAME_MAX + 2];
+	size_t n;
+	int pick;
+
+	if (req->name_len != strlen(MT_ROUTE_MAP_NAME) ||
+	    memcmp(req->name, MT_ROUTE_MAP_NAME, req->name_len) != 0) {
+		n = mt_socketmap_reply(out, outlen, "PERM", "unknown map name; "
+		    "use socketmap:...:" MT_ROUTE_MAP_NAME);
+		goto done;
+	}
+	if (!key_is_clean(req->key, req->key_len)) {
+		n = mt_socketmap_reply(out, outlen, "PERM", "invalid key");
+		goto done;
+	}
+	c->cfg = cfg;
+	pick = mt_route_pick(rt->sel, req->key, req->key_len, mt_route_today(),
+	    take_warmup, c, why, sizeof(why));
+	if (pick >= 0) {
+		snprintf(data, sizeof(data), "%s:",
+		    mt_selector_route(rt->sel, (size_t)pick)->transport);
+		n = mt_socketmap_reply(out, outlen, "OK", data);
+	} else {
+		log_no_route(req->key, req->key_len, why, cfg->route_fail_closed);
+		n = cfg->route_fail_closed ?
+		    mt_socketmap_reply(out, outlen, "TEMP", why) :
+		    mt_socketmap_reply(out, outlen, "NOTFOUND", "");
+	}
+done:
+	c->cfg = NULL;
+	mt_config_unref(cfg);
+	return n;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Serves requests until EOF, error or a malformed request. */
+static void
+serve_connection(struct conn *c)
+{
+	char out[512], err[128];
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+	for (;;) {
+		struct mt_socketmap_req req;
+		long used;
+		ssize_t r;
+
+		while ((used = mt_socketmap_parse(c->buf, c->len, &req, err,
+		    sizeof(err))) > 0) {
+			size_t n = answer(c, &req, out, sizeof(out));
+
+			if (n == 0 || write_all(c->fd, out, n) < 0)
+				return;
+			memmove(c->buf, c->buf + used, c->len - (size_t)used);
+			c->len -= (size_t)used;
+		}
+		if (used < 0) {
+			size_t n = mt_socketmap_reply(out, sizeof(out), "PERM",
+			    err);
+
+			mt_log(LOG_WARNING, "socketmap protocol error, closing "
+			    "the connection: %s", err);
+			if (n > 0)
+				(void)write_all(c->fd, out, n);
+			return;
+		}
+		if (poll(&pfd, 1, IDLE_TIMEOUT_MS) <= 0)
+			return;
+		r = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		c->len += (size_t)r;
+	}
+}
+
+static void
+conn_forget(int fd)
+{
+	pthread_mutex_lock(&conn_lock);
+	for (size_t i = 0; i < conn_count; i++)
+		if (conn_fds[i] == fd) {
+			conn_fds[i] = conn_fds[--conn_count];
+			break;
+		}
+	pthread_cond_broadcast(&conn_cond);
+	pthread_mutex_unlock(&conn_lock);
+}
+
+static void *
+connection_thread(void *arg)
+{
+	struct conn *c = arg;
+
+	serve_connection(c);
+	if (c->rc != NULL)
+		redisFree(c->rc);
+	if (c->rc_cfg != NULL)
+		mt_config_unref(c->rc_cfg);
+	conn_forget(c->fd);
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+static void *
+accept_thread(void *arg)
+{
+	pthread_attr_t attr;
+
+	(void)arg;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	while (!stopping) {
+		int fd = accept(listen_fd, NULL, NULL);
+		struct conn *c;
+		pthread_t tid;
+
+		if (fd < 0) {
+			if (stopping)
+				break;
+			if (errno != EINTR && errno != ECONNABORTED) {
+				mt_log(LOG_WARNING, "accept: %s", strerror(errno));
+				usleep(100000);
+			}
+			continue;
+		}
+		pthread_mutex_lock(&conn_lock);
+		if (stopping || conn_count == MAX_CONNECTIONS ||
+		    (c = calloc(1, sizeof(*c))) == NULL) {
+			pthread_mutex_unlock(&conn_lock);
+			mt_log(LOG_WARNING, "refusing a connection: %s",
+			    stopping ? "stopping" : "too many connections");
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		conn_fds[conn_count++] = fd;
+		if (pthread_create(&tid, &attr, connection_thread, c) != 0) {
+			conn_fds[--conn_count] = -1;
+			pthread_mutex_unlock(&conn_lock);
+			mt_log(LOG_WARNING, "cannot start a connection thread");
+			close(fd);
+			free(c);
+			continue;
+		}
+		pthread_mutex_unlock(&conn_lock);
+	}
+	pthread_attr_destroy(&attr);
+	return NULL;
+}
+
+static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t refresh_cond = PTHREAD_COND_INITIALIZER;
+static int refresh_stop;
+
+/* Reads route health from Redis into the selector in service. */
+static void
+refresh_once(redisContext **rc, struct mt_config **rc_cfg, int *failing)
+{
+	struct mt_config *cfg = current_config();
+	char err[256] = "";
+
+	if (*rc != NULL && *rc_cfg != cfg) {
+		redisFree(*rc);
+		*rc = NULL;
+	}
+	if (*rc_cfg != cfg) {
+		if (*rc_cfg)
+			mt_config_unref(*rc_cfg);
+		*rc_cfg = mt_config_ref(cfg);
+	}
+	if (*rc == NULL)
+		*rc = mt_redis_connect(cfg, err, sizeof(err));
+	if (*rc != NULL && mt_selector_refresh(rt_of(cfg)->sel, *rc,
+	    cfg->redis_prefix, err, sizeof(err)) < 0) {
+		redisFree(*rc);
+		*rc = NULL;
+	}
+	if (*rc == NULL && !*failing)
+		mt_log(LOG_WARNING, "cannot read route health from Redis %s, "
+		    "keeping the last known states: %s", cfg->redis_server, err);
+	else if (*rc != NULL && *failing)
+		mt_log(LOG_INFO, "route health readable from Redis again");
+	*failing = *rc == NULL;
+	mt_config_unref(cfg);
+}
+
+static void *
+refresh_thread(void *arg)
+{
+	redisContext *rc = NULL;
+	struct mt_config *rc_cfg = NULL;
+	int failing = 0;
+	struct timespec ts;
+
+	(void)arg;
+	pthread_mutex_lock(&refresh_lock);
+	while (!refresh_stop) {
+		pthread_mutex_unlock(&refresh_lock);
+		refresh_once(&rc, &rc_cfg, &failing);
+		pthread_mutex_lock(&refresh_lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (!refresh_stop)
+			pthread_cond_timedwait(&refresh_cond, &refresh_lock, &ts);
+	}
+	pthread_mutex_unlock(&refresh_lock);
+	if (rc != NULL)
+		redisFree(rc);
+	if (rc_cfg != NULL)
+		mt_config_unref(rc_cfg);
+	return NULL;
+}
+
+static void
+reload(const char *path)
+{
+	char err[1024];
+	struct mt_config *fresh = mt_config_load(path, 0, err, sizeof(err));
+	struct mt_config *old;
+
+	if (fresh == NULL || runtime_attach(fresh, err, sizeof(err)) < 0) {
+		mt_log(LOG_WARNING, "reload failed, keeping the configuration "
+		    "in service: %s", err);
+		if (fresh)
+			mt_config_unref(fresh);
+		return;
+	}
+	pthread_mutex_lock(&config_lock);
+	old = config_current;
+	mt_selector_copy_states(rt_of(fresh)->sel, rt_of(old)->sel);
+	config_current = fresh;
+	pthread_mutex_unlock(&config_lock);
+	if (strcmp(old->route_socket, fresh->route_socket) != 0)
+		mt_log(LOG_WARNING, "RouteSocket changed to %s: takes effect at "
+		    "the next restart", fresh->route_socket);
+	mt_config_unref(old);
+	mt_log(LOG_INFO, "configuration reloaded from %s: %zu routes", path,
+	    rt_of(fresh)->routes.n);
+	pthread_mutex_lock(&refresh_lock);
+	pthread_cond_signal(&refresh_cond);
+	pthread_mutex_unlock(&refresh_lock);
+}
+
+/* Closes every connection and waits (bounded) for their threads. */
+static void
+drain_connections(void)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&conn_lock);
+	for (size_t i = 0; i < conn_count; i++)
+		shutdown(conn_fds[i], SHUT_RDWR);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	while (conn_count > 0)
+		if (pthread_cond_timedwait(&conn_cond, &conn_lock, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&conn_lock);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mailtrail-routed [-c FILE] [-f] [-n]\n"
+	    "  -c FILE  configuration (default %s)\n"
+	    "  -f       stay in the foreground, log to stderr too\n"
+	    "  -n       check the configuration and exit\n", MT_CONFIG_DEFAULT);
+	exit(2);
+}
+
+static void
+serve(const char *path)
+{
+	sigset_t set;
+	pthread_t acc, ref;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_create(&ref, NULL, refresh_thread, NULL) != 0)
+		mt_fatal("cannot start the health refresher");
+	if (pthread_create(&acc, NULL, accept_thread, NULL) != 0)
+		mt_fatal("cannot start the accept thread");
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(path);
+			continue;
+		}
+		break;
+	}
+	stopping = 1;
+	shutdown(listen_fd, SHUT_RDWR);
+	pthread_join(acc, NULL);
+	close(listen_fd);
+	drain_connections();
+	pthread_mutex_lock(&refresh_lock);
+	refresh_stop = 1;
+	pthread_cond_signal(&refresh_cond);
+	pthread_mutex_unlock(&refresh_lock);
+	pthread_join(ref, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = MT_CONFIG_DEFAULT;
+	int foreground = 0, check = 0, opt, have_user = 0;
+	char err[1024], name[256];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	struct mt_config *cfg;
+
+	while ((opt = getopt(argc, argv, "c:fnh")) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'n': check = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	cfg = mt_config_load(path, 0, err, sizeof(err));
+	if (cfg == NULL || runtime_attach(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailtrail-routed: %s\n", err);
+		if (cfg)
+			mt_config_unref(cfg);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK, %zu routes\n", path,
+		    rt_of(cfg)->routes.n);
+		mt_config_unref(cfg);
+		return 0;
+	}
+	mt_log_open("mailtrail-routed", foreground);
+	if (rt_of(cfg)->routes.n == 0)
+		mt_log(LOG_WARNING, "no Route lines in %s: every lookup "
+		    "answers %s", path, cfg->route_fail_closed ? "TEMP" :
+		    "NOTFOUND");
+	if (cfg->userid) {
+		if (mt_routed_user(cfg->userid, &uid, &gid, name,
+		    sizeof(name)) < 0)
+			mt_fatal("UserID %s: no such user or group", cfg->userid);
+		have_user = 1;
+	}
+	if (!foreground)
+		mt_routed_daemonize();
+	listen_fd = mt_routed_listen(cfg, have_user, uid, gid);
+	if (have_user)
+		mt_routed_drop(name, uid, gid);
+	config_current = cfg;
+	mt_log(LOG_INFO, "starting: socket %s, %zu routes, redis %s, %s",
+	    cfg->route_socket, rt_of(cfg)->routes.n, cfg->redis_server,
+	    cfg->route_fail_closed ? "fail-closed" : "fail-open");
+	serve(path);
+	mt_log(LOG_INFO, "stopping");
+	mt_config_unref(config_current);
+	closelog();
+	return 0;
+}

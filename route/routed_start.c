@@ -1,0 +1,175 @@
+/*
+ * mailtrail-routed start-up: RouteSocket (unix:/path or inet:PORT@HOST)
+ * created under UMask and handed to UserID, then the privilege drop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/log.h"
+#include "routed.h"
+
+static int
+listen_unix(const char *path, const struct mt_config *cfg, int have_user,
+    uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sun;
+	char dir[sizeof(sun.sun_path)], *slash;
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		mt_fatal("RouteSocket path too long: %s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0750) == 0) {
+			if (have_user && chown(dir, uid, gid) < 0)
+				mt_fatal("cannot chown %s: %s", dir,
+				    strerror(errno));
+		} else if (errno != EEXIST) {
+			mt_fatal("cannot create %s: %s", dir, strerror(errno));
+		}
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		mt_fatal("socket: %s", strerror(errno));
+	/* A stale socket from a crash would make bind fail forever. */
+	if (unlink(path) < 0 && errno != ENOENT)
+		mt_fatal("cannot remove old %s: %s", path, strerror(errno));
+	old = umask(cfg->umask);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		mt_fatal("cannot bind %s: %s", path, strerror(errno));
+	umask(old);
+	if (have_user && chown(path, uid, gid) < 0)
+		mt_fatal("cannot chown %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int
+listen_inet(const char *spec)
+{
+	char port[16], host[256];
+	const char *at = strchr(spec, '@');
+	struct addrinfo hints, *ai;
+	int fd, one = 1, rc;
+
+	if (at == NULL || (size_t)(at - spec) >= sizeof(port))
+		mt_fatal("bad RouteSocket inet:%s", spec);
+	memcpy(port, spec, (size_t)(at - spec));
+	port[at - spec] = '\0';
+	snprintf(host, sizeof(host), "%s", at + 1);
+	if (host[0] == '[') {		/* [::1] */
+		size_t n = strlen(host);
+
+		memmove(host, host + 1, n);
+		if (n > 1 && host[n - 2] == ']')
+			host[n - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0)
+		mt_fatal("RouteSocket inet:%s: %s", spec, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		mt_fatal("socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		mt_fatal("cannot bind inet:%s: %s", spec, strerror(errno));
+	freeaddrinfo(ai);
+	return fd;
+}
+
+int
+mt_routed_listen(const struct mt_config *cfg, int have_user, uid_t uid,
+    gid_t gid)
+{
+	const char *s = cfg->route_socket;
+	int fd;
+
+	if (strncmp(s, "unix:", 5) == 0)
+		fd = listen_unix(s + 5, cfg, have_user, uid, gid);
+	else if (strncmp(s, "local:", 6) == 0)
+		fd = listen_unix(s + 6, cfg, have_user, uid, gid);
+	else if (strncmp(s, "inet:", 5) == 0)
+		fd = listen_inet(s + 5);
+	else
+		mt_fatal("bad RouteSocket %s", s);
+	if (listen(fd, 128) < 0)
+		mt_fatal("listen on %s: %s", s, strerror(errno));
+	return fd;
+}
+
+int
+mt_routed_user(const char *spec, uid_t *uid, gid_t *gid, char *name,
+    size_t namelen)
+{
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+	struct passwd *pw;
+
+	if (n >= namelen)
+		return -1;
+	memcpy(name, spec, n);
+	name[n] = '\0';
+	if ((pw = getpwnam(name)) == NULL)
+		return -1;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (colon) {
+		struct group *gr = getgrnam(colon + 1);
+
+		if (gr == NULL)
+			return -1;
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+void
+mt_routed_drop(const char *name, uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		mt_fatal("cannot become %s: %s", name, strerror(errno));
+	if (uid != 0 && (setuid(0) == 0 || geteuid() != uid))
+		mt_fatal("privileges of %s could be regained; refusing to run",
+		    name);
+}
+
+void
+mt_routed_daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		mt_fatal("fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		mt_fatal("setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		mt_fatal("chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
