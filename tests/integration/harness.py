@@ -495,6 +495,20 @@ class Milter:
                               capture_output=True, text=True, timeout=30)
 
 
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+def assert_clean_stop(milter):
+    """SIGTERM; the milter must exit 0 with no sanitizer report in its log."""
+    rc = milter.stop()
+    log = milter.read_log()
+    if any(bad in log for bad in SANITIZER_REPORTS):
+        raise AssertionError("sanitizer report in %s:\n%s" % (milter.log_path, log[-4000:]))
+    if rc != 0:
+        raise AssertionError("milter exited %r after SIGTERM; log tail:\n%s"
+                             % (rc, log[-2000:]))
+
+
 def make_secret(directory, mode=0o600):
     path = os.path.join(directory, "secret.key")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -55,14 +55,7 @@ def tearDownModule():
         shared["redis"].stop()
 
 
-def stop_clean(milter):
-    rc = milter.stop()
-    log = milter.read_log()
-    for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-        if bad in log:
-            raise AssertionError("sanitizer report in %s:\n%s" % (milter.log_path, log[-4000:]))
-    if rc != 0:
-        raise AssertionError("milter exited %r; log tail:\n%s" % (rc, log[-2000:]))
+stop_clean = h.assert_clean_stop
 
 
 def fields(value):

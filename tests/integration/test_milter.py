@@ -45,15 +45,7 @@ def tearDownModule():
         shared["redis"].stop()
 
 
-def assert_clean_stop(milter):
-    rc = milter.stop()
-    log = milter.read_log()
-    if "ERROR: AddressSanitizer" in log or "runtime error:" in log or \
-            "ERROR: LeakSanitizer" in log:
-        raise AssertionError("sanitizer report in %s:\n%s" % (milter.log_path, log[-4000:]))
-    if rc != 0:
-        raise AssertionError("milter exited %r after SIGTERM; log tail:\n%s"
-                             % (rc, log[-2000:]))
+assert_clean_stop = h.assert_clean_stop
 
 
 class MilterCase(unittest.TestCase):
@@ -360,8 +352,15 @@ class RedisOutage(MilterCase):
             self.assertEqual(len(stores), self.TOTAL)
             self.assertGreater(stores.count("spool"), 0)
             self.assertGreater(stores.count("redis"), 0)
+            # A spooled record reaches Redis with a SPOOL event, unless the
+            # write that timed out had in fact landed just as Redis went
+            # down: then the replay is a duplicate and adds nothing.
             spooled = [m.group("id") for m in milter.kv_lines() if m.group("store") == "spool"]
-            self.assertIn("SPOOL", [e["ev"] for e in h.events(rc, spooled[0])])
+            with_spool_event = [t for t in spooled
+                                if "SPOOL" in [e["ev"] for e in h.events(rc, t)]]
+            self.assertGreater(len(with_spool_event), len(spooled) // 2,
+                               "%d of %d spooled records have a SPOOL event"
+                               % (len(with_spool_event), len(spooled)))
             delivered_ids = {m.header("X-Mailtrail-ID").strip() for m in sink.messages}
             self.assertEqual(delivered_ids, ids)
             self.assertLess(delivered, 150, "delivery took %.1fs" % delivered)
