@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/daemon.h"
 #include "../common/log.h"
 #include "../mdn/mdn.h"
 #include "../state/events.h"
@@ -100,42 +101,6 @@ runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static int
-lookup_user(const char *spec, uid_t *uid, gid_t *gid, char *name,
-    size_t namelen)
-{
-	const char *colon = strchr(spec, ':');
-	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
-	struct passwd *pw;
-
-	if (n >= namelen)
-		return -1;
-	memcpy(name, spec, n);
-	name[n] = '\0';
-	if ((pw = getpwnam(name)) == NULL)
-		return -1;
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
-	if (colon) {
-		struct group *gr = getgrnam(colon + 1);
-
-		if (gr == NULL)
-			return -1;
-		*gid = gr->gr_gid;
-	}
-	return 0;
-}
-
-/* Creates DIR (one level) for USER if missing; start-up only. */
-static void
-make_dir(const char *dir, mode_t mode, int chown_it, uid_t uid, gid_t gid)
-{
-	if (mkdir(dir, mode) < 0 && errno != EEXIST)
-		mt_fatal("cannot create %s: %s", dir, strerror(errno));
-	if (chown_it && chown(dir, uid, gid) < 0)
-		mt_fatal("cannot chown %s: %s", dir, strerror(errno));
-}
-
 static const char *
 unix_socket_path(const char *sock)
 {
@@ -152,18 +117,8 @@ open_socket(const struct mt_config *cfg, int have_user, uid_t uid, gid_t gid)
 	const char *path = unix_socket_path(cfg->socket);
 	mode_t old;
 
-	if (path) {
-		char dir[4096];
-		char *slash;
-
-		snprintf(dir, sizeof(dir), "%s", path);
-		slash = strrchr(dir, '/');
-		if (slash && slash != dir) {
-			*slash = '\0';
-			if (access(dir, F_OK) != 0)
-				make_dir(dir, 0750, have_user, uid, gid);
-		}
-	}
+	if (path)
+		mt_daemon_socket_dir(path, have_user, uid, gid);
 	if (smfi_setconn(cfg->socket) == MI_FAILURE)
 		mt_fatal("bad Socket %s", cfg->socket);
 	if (smfi_register(mt_milter_desc) == MI_FAILURE)
@@ -187,41 +142,6 @@ write_pidfile(const char *path)
 	fprintf(fp, "%ld\n", (long)getpid());
 	if (fclose(fp) != 0)
 		mt_fatal("cannot write PidFile %s: %s", path, strerror(errno));
-}
-
-static void
-drop_privileges(const char *name, uid_t uid, gid_t gid)
-{
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-		mt_fatal("cannot become %s: %s", name, strerror(errno));
-	/* A setuid that left a way back would be no drop at all. */
-	if (uid != 0 && (setuid(0) == 0 || geteuid() != uid))
-		mt_fatal("privileges of %s could be regained; refusing to run",
-		    name);
-}
-
-static void
-daemonize(void)
-{
-	pid_t pid = fork();
-	int fd;
-
-	if (pid < 0)
-		mt_fatal("fork: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		mt_fatal("setsid: %s", strerror(errno));
-	if (chdir("/") < 0)
-		mt_fatal("chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
 }
 
 static void
@@ -407,18 +327,18 @@ main(int argc, char **argv)
 	}
 	mt_log_open("mailtrail-milter", foreground);
 	if (cfg->userid) {
-		if (lookup_user(cfg->userid, &uid, &gid, name, sizeof(name)) < 0)
+		if (mt_daemon_user(cfg->userid, &uid, &gid, name, sizeof(name)) < 0)
 			mt_fatal("UserID %s: no such user or group", cfg->userid);
 		have_user = 1;
 	}
 	if (!foreground)
-		daemonize();
-	make_dir(cfg->spool_dir, 0750, have_user, uid, gid);
+		mt_daemon_detach();
+	mt_daemon_make_dir(cfg->spool_dir, 0750, have_user, uid, gid);
 	if (cfg->pidfile)
 		write_pidfile(cfg->pidfile);
 	open_socket(cfg, have_user, uid, gid);
 	if (have_user)
-		drop_privileges(name, uid, gid);
+		mt_daemon_drop(name, uid, gid);
 	mt_mdn_init();		/* GMime, before any callback thread */
 	block_signals();	/* before the replayer thread starts */
 	if (runtime_attach(cfg, err, sizeof(err)) < 0)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../common/config.h"
+#include "../common/daemon.h"
 #include "../common/log.h"
 #include "../state/redis.h"
 #include "route.h"
@@ -548,16 +549,16 @@ main(int argc, char **argv)
 		    "answers %s", path, cfg->route_fail_closed ? "TEMP" :
 		    "NOTFOUND");
 	if (cfg->userid) {
-		if (mt_routed_user(cfg->userid, &uid, &gid, name,
+		if (mt_daemon_user(cfg->userid, &uid, &gid, name,
 		    sizeof(name)) < 0)
 			mt_fatal("UserID %s: no such user or group", cfg->userid);
 		have_user = 1;
 	}
 	if (!foreground)
-		mt_routed_daemonize();
+		mt_daemon_detach();
 	listen_fd = mt_routed_listen(cfg, have_user, uid, gid);
 	if (have_user)
-		mt_routed_drop(name, uid, gid);
+		mt_daemon_drop(name, uid, gid);
 	config_current = cfg;
 	mt_log(LOG_INFO, "starting: socket %s, %zu routes, redis %s, %s",
 	    cfg->route_socket, rt_of(cfg)->routes.n, cfg->redis_server,

@@ -13,9 +13,5 @@ struct mt_config;
 /* The listening socket for RouteSocket under UMask, owned by UserID. */
 int mt_routed_listen(const struct mt_config *cfg, int have_user, uid_t uid,
     gid_t gid);
-int mt_routed_user(const char *spec, uid_t *uid, gid_t *gid, char *name,
-    size_t namelen);
-void mt_routed_drop(const char *name, uid_t uid, gid_t gid);
-void mt_routed_daemonize(void);
 
 #endif

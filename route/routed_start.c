@@ -3,10 +3,7 @@
  * created under UMask and handed to UserID, then the privilege drop.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netdb.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/config.h"
+#include "../common/daemon.h"
 #include "../common/log.h"
 #include "routed.h"
 
@@ -24,24 +22,12 @@ listen_unix(const char *path, const struct mt_config *cfg, int have_user,
     uid_t uid, gid_t gid)
 {
 	struct sockaddr_un sun;
-	char dir[sizeof(sun.sun_path)], *slash;
 	mode_t old;
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
 		mt_fatal("RouteSocket path too long: %s", path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0750) == 0) {
-			if (have_user && chown(dir, uid, gid) < 0)
-				mt_fatal("cannot chown %s: %s", dir,
-				    strerror(errno));
-		} else if (errno != EEXIST) {
-			mt_fatal("cannot create %s: %s", dir, strerror(errno));
-		}
-	}
+	mt_daemon_socket_dir(path, have_user, uid, gid);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
@@ -112,64 +98,4 @@ mt_routed_listen(const struct mt_config *cfg, int have_user, uid_t uid,
 	if (listen(fd, 128) < 0)
 		mt_fatal("listen on %s: %s", s, strerror(errno));
 	return fd;
-}
-
-int
-mt_routed_user(const char *spec, uid_t *uid, gid_t *gid, char *name,
-    size_t namelen)
-{
-	const char *colon = strchr(spec, ':');
-	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
-	struct passwd *pw;
-
-	if (n >= namelen)
-		return -1;
-	memcpy(name, spec, n);
-	name[n] = '\0';
-	if ((pw = getpwnam(name)) == NULL)
-		return -1;
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
-	if (colon) {
-		struct group *gr = getgrnam(colon + 1);
-
-		if (gr == NULL)
-			return -1;
-		*gid = gr->gr_gid;
-	}
-	return 0;
-}
-
-void
-mt_routed_drop(const char *name, uid_t uid, gid_t gid)
-{
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-		mt_fatal("cannot become %s: %s", name, strerror(errno));
-	if (uid != 0 && (setuid(0) == 0 || geteuid() != uid))
-		mt_fatal("privileges of %s could be regained; refusing to run",
-		    name);
-}
-
-void
-mt_routed_daemonize(void)
-{
-	pid_t pid = fork();
-	int fd;
-
-	if (pid < 0)
-		mt_fatal("fork: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		mt_fatal("setsid: %s", strerror(errno));
-	if (chdir("/") < 0)
-		mt_fatal("chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
 }
