@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "cli.h"
 #include "../common/config.h"
 #include "../delivery/delivery.h"
@@ -48,15 +48,6 @@ on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 static void
@@ -107,7 +98,8 @@ apply_batch(struct lw *w, redisContext *rc)
 
 		if (ids[i][0] == '\0')
 			continue;	/* not mail we track */
-		json[m] = mt_dlv_event_json(d, d->t_ms >= 0 ? d->t_ms : now_ms());
+		json[m] = mt_dlv_event_json(d, d->t_ms >= 0 ? d->t_ms
+		    : mt_clock_ms(CLOCK_REALTIME));
 		if (json[m] == NULL)
 			continue;
 		e[m] = (struct mt_event){
@@ -177,7 +169,7 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
 	int r;
 
 	w->k.lines++;
-	r = cut ? -1 : mt_dlv_parse(line, len, now_ms(), d);
+	r = cut ? -1 : mt_dlv_parse(line, len, mt_clock_ms(CLOCK_REALTIME), d);
 	if (r < 0) {
 		note_bad(w, line, len);
 		return;

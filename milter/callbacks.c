@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../common/cidr.h"
 #include "../common/log.h"
 #include "../common/text.h"
@@ -315,15 +315,6 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	return next(c, SMFIP_NR_BODY);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* Deletes every NAME header but the keep-th, last first: indices shift. */
 static void
 strip_headers(SMFICTX *ctx, const char *name, int n, int keep)
@@ -509,7 +500,7 @@ cb_eom(SMFICTX *ctx)
 	size_t nhops = 0, first_new = 0;
 	sfsistat res = SMFIS_CONTINUE;
 	int submission;
-	int64_t now = now_ms();
+	int64_t now = mt_clock_ms(CLOCK_REALTIME);
 
 	if (m == NULL)
 		return SMFIS_CONTINUE;

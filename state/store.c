@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "../common/clock.h"
 #include "store.h"
 #include "redis.h"
 #include "spool.h"
@@ -105,15 +106,6 @@ struct mt_store {
 
 /* What a script call came to. */
 enum write_result { W_OK, W_DUP, W_IO = -1, W_REPLY = -2 };
-
-static int64_t
-clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 say(struct mt_store *st, int prio, const char *fmt, ...)
@@ -279,7 +271,7 @@ build_call(struct mt_store *st, const struct mt_record *r, int replayed,
 {
 	size_t cap = 3 + 8 + 11 + 2 * MAX_FIELDS + 2 * r->nrcpt, i, nf_at;
 	const char *P = st->prefix;
-	int64_t now = clock_ms(CLOCK_REALTIME);
+	int64_t now = mt_clock_ms(CLOCK_REALTIME);
 
 	memset(a, 0, sizeof(*a));
 	a->v = calloc(cap, sizeof(*a->v));
@@ -411,7 +403,7 @@ breaker_trip(struct mt_store *st, const char *why, int io)
 	int was;
 
 	pthread_mutex_lock(&st->mu);
-	st->down_until = clock_ms(CLOCK_MONOTONIC) + BREAKER_MS;
+	st->down_until = mt_clock_ms(CLOCK_MONOTONIC) + BREAKER_MS;
 	was = st->redis_down;
 	st->redis_down = 1;
 	pthread_mutex_unlock(&st->mu);
@@ -479,7 +471,7 @@ mt_store_put(struct mt_store *st, const struct mt_record *r, char *err,
 	}
 	pthread_mutex_lock(&st->mu);
 	pending = st->spool_pending;
-	tripped = clock_ms(CLOCK_MONOTONIC) < st->down_until;
+	tripped = mt_clock_ms(CLOCK_MONOTONIC) < st->down_until;
 	pthread_mutex_unlock(&st->mu);
 	if (pending)
 		return spool_record(st, r, "older records are still spooled",
@@ -603,13 +595,13 @@ replayer_main(void *arg)
 	pthread_mutex_lock(&st->mu);
 	while (!st->stop) {
 		/* While the breaker is open a round would only time out again. */
-		go = clock_ms(CLOCK_MONOTONIC) >= st->down_until;
+		go = mt_clock_ms(CLOCK_MONOTONIC) >= st->down_until;
 		st->kick = 0;
 		pthread_mutex_unlock(&st->mu);
 		if (go)
 			replay_round(st);
 		pthread_mutex_lock(&st->mu);
-		wake = clock_ms(CLOCK_MONOTONIC) + REPLAY_EVERY_MS;
+		wake = mt_clock_ms(CLOCK_MONOTONIC) + REPLAY_EVERY_MS;
 		ts.tv_sec = wake / 1000;
 		ts.tv_nsec = (wake % 1000) * 1000000;
 		while (!st->stop && !st->kick &&
