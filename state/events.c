@@ -3,7 +3,6 @@
  * that the log follower keeps up with busy servers. The script is the
  * single place that knows the status order and the dedupe rule.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,6 @@
 #include "redis.h"
 #include "../common/config.h"
 
-#define POOL_MAX 4
 
 /*
  * KEYS: 1 P{ID}  2 P{ID}:rcpt  3 P{ID}:ev  4 Pevents  5 P{ID}:seen
@@ -63,28 +61,11 @@ static const char events_lua[] =
 "return res\n";
 
 struct mt_events {
-	struct mt_config rcfg;	/* private copy of the redis_* settings */
+	struct mt_redis_pool *pool;
 	char *prefix;
 	char ttl[24], maxlen[24];
 	char sha[41];
-	pthread_mutex_t mu;
-	redisContext *idle[POOL_MAX];
-	int nidle;
 };
-
-static int
-script_sha(char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (!EVP_Digest(events_lua, sizeof(events_lua) - 1, md, &n, EVP_sha1(),
-	    NULL) || n != 20)
-		return -1;
-	for (unsigned i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
 
 void
 mt_events_fingerprint(const void *data, size_t len, char out[33])
@@ -120,23 +101,15 @@ mt_events_new(const struct mt_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&ev->mu, NULL);
-	ev->rcfg.redis_server = strdup(cfg->redis_server ? cfg->redis_server
-	    : "127.0.0.1:6379");
-	ev->rcfg.redis_user = cfg->redis_user ? strdup(cfg->redis_user) : NULL;
-	ev->rcfg.redis_password = cfg->redis_password ?
-	    strdup(cfg->redis_password) : NULL;
-	ev->rcfg.redis_timeout_ms = cfg->redis_timeout_ms > 0 ?
-	    cfg->redis_timeout_ms : 1000;
+	ev->pool = mt_redis_pool_new(cfg);
 	ev->prefix = strdup(cfg->redis_prefix ? cfg->redis_prefix : "mt:");
 	snprintf(ev->ttl, sizeof(ev->ttl), "%ld",
 	    (cfg->retention_days > 0 ? cfg->retention_days : 30) * 86400);
 	snprintf(ev->maxlen, sizeof(ev->maxlen), "%ld",
 	    cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000);
-	if (ev->rcfg.redis_server == NULL || ev->prefix == NULL ||
-	    (cfg->redis_user && !ev->rcfg.redis_user) ||
-	    (cfg->redis_password && !ev->rcfg.redis_password) ||
-	    script_sha(ev->sha) != 0) {
+	if (ev->pool == NULL || ev->prefix == NULL ||
+	    mt_redis_script_sha(events_lua, sizeof(events_lua) - 1,
+	    ev->sha) != 0) {
 		snprintf(err, errlen, "out of memory");
 		mt_events_free(ev);
 		return NULL;
@@ -149,16 +122,8 @@ mt_events_free(struct mt_events *ev)
 {
 	if (ev == NULL)
 		return;
-	for (int i = 0; i < ev->nidle; i++)
-		redisFree(ev->idle[i]);
-	free(ev->rcfg.redis_server);
-	free(ev->rcfg.redis_user);
-	if (ev->rcfg.redis_password != NULL)
-		explicit_bzero(ev->rcfg.redis_password,
-		    strlen(ev->rcfg.redis_password));
-	free(ev->rcfg.redis_password);
+	mt_redis_pool_free(ev->pool);
 	free(ev->prefix);
-	pthread_mutex_destroy(&ev->mu);
 	free(ev);
 }
 
@@ -171,30 +136,13 @@ mt_events_prefix(const struct mt_events *ev)
 redisContext *
 mt_events_get(struct mt_events *ev, char *err, size_t errlen)
 {
-	redisContext *c = NULL;
-
-	pthread_mutex_lock(&ev->mu);
-	if (ev->nidle > 0)
-		c = ev->idle[--ev->nidle];
-	pthread_mutex_unlock(&ev->mu);
-	return c ? c : mt_redis_connect(&ev->rcfg, err, errlen);
+	return mt_redis_pool_get(ev->pool, err, errlen);
 }
 
 void
 mt_events_put(struct mt_events *ev, redisContext *c)
 {
-	if (c == NULL)
-		return;
-	if (c->err == 0) {
-		pthread_mutex_lock(&ev->mu);
-		if (ev->nidle < POOL_MAX) {
-			ev->idle[ev->nidle++] = c;
-			c = NULL;
-		}
-		pthread_mutex_unlock(&ev->mu);
-	}
-	if (c != NULL)
-		redisFree(c);
+	mt_redis_pool_put(ev->pool, c);
 }
 
 static int

@@ -4,10 +4,13 @@
  * is configured. Library code: errors go into err, never into a log.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+
+#include <openssl/evp.h>
 
 #include "redis.h"
 #include "../common/config.h"
@@ -122,4 +125,110 @@ mt_redis_connect(const struct mt_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	return c;
+}
+
+/* ---- connection pool ------------------------------------------------- */
+
+#define POOL_MAX 8		/* idle connections kept for reuse */
+
+struct mt_redis_pool {
+	struct mt_config rcfg;	/* private copy of the redis_* settings */
+	pthread_mutex_t mu;
+	redisContext *idle[POOL_MAX];
+	int nidle;
+};
+
+struct mt_redis_pool *
+mt_redis_pool_new(const struct mt_config *cfg)
+{
+	struct mt_redis_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->mu, NULL);
+	p->rcfg.redis_server = strdup(cfg->redis_server ? cfg->redis_server
+	    : "127.0.0.1:6379");
+	p->rcfg.redis_user = cfg->redis_user ? strdup(cfg->redis_user) : NULL;
+	p->rcfg.redis_password = cfg->redis_password ?
+	    strdup(cfg->redis_password) : NULL;
+	p->rcfg.redis_timeout_ms = cfg->redis_timeout_ms > 0 ?
+	    cfg->redis_timeout_ms : DEFAULT_TIMEOUT_MS;
+	if (p->rcfg.redis_server == NULL ||
+	    (cfg->redis_user && !p->rcfg.redis_user) ||
+	    (cfg->redis_password && !p->rcfg.redis_password)) {
+		mt_redis_pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+redisContext *
+mt_redis_pool_get(struct mt_redis_pool *p, char *err, size_t errlen)
+{
+	redisContext *c = NULL;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->nidle > 0)
+		c = p->idle[--p->nidle];
+	pthread_mutex_unlock(&p->mu);
+	return c ? c : mt_redis_connect(&p->rcfg, err, errlen);
+}
+
+void
+mt_redis_pool_put(struct mt_redis_pool *p, redisContext *c)
+{
+	if (c == NULL)
+		return;
+	if (c->err == 0) {
+		pthread_mutex_lock(&p->mu);
+		if (p->nidle < POOL_MAX) {
+			p->idle[p->nidle++] = c;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	if (c != NULL)
+		redisFree(c);
+}
+
+const char *
+mt_redis_pool_server(const struct mt_redis_pool *p)
+{
+	return p->rcfg.redis_server;
+}
+
+int
+mt_redis_pool_timeout_ms(const struct mt_redis_pool *p)
+{
+	return p->rcfg.redis_timeout_ms;
+}
+
+void
+mt_redis_pool_free(struct mt_redis_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->nidle; i++)
+		redisFree(p->idle[i]);
+	free(p->rcfg.redis_server);
+	free(p->rcfg.redis_user);
+	if (p->rcfg.redis_password != NULL)
+		explicit_bzero(p->rcfg.redis_password,
+		    strlen(p->rcfg.redis_password));
+	free(p->rcfg.redis_password);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+int
+mt_redis_script_sha(const char *script, size_t len, char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(script, len, md, &n, EVP_sha1(), NULL) || n != 20)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
 }

@@ -23,4 +23,24 @@ int mt_redis_parse_server(const char *spec, char *host, size_t hostlen,
 redisContext *mt_redis_connect(const struct mt_config *cfg, char *err,
     size_t errlen);
 
+/*
+ * A few idle connections for threads that take one per job (the store,
+ * the events writer). The pool keeps its own copy of the redis_* settings,
+ * so it outlives a configuration reload.
+ */
+struct mt_redis_pool;
+
+struct mt_redis_pool *mt_redis_pool_new(const struct mt_config *cfg);
+/* An idle context, or a new one; NULL with err filled. Thread-safe. */
+redisContext *mt_redis_pool_get(struct mt_redis_pool *p, char *err,
+    size_t errlen);
+/* Back into the pool, or closed when it had an error (timeouts included). */
+void mt_redis_pool_put(struct mt_redis_pool *p, redisContext *c);
+const char *mt_redis_pool_server(const struct mt_redis_pool *p);
+int mt_redis_pool_timeout_ms(const struct mt_redis_pool *p);
+void mt_redis_pool_free(struct mt_redis_pool *p);
+
+/* The SHA-1 hex digest EVALSHA names a script by. 0 or -1. */
+int mt_redis_script_sha(const char *script, size_t len, char out[41]);
+
 #endif

@@ -12,7 +12,6 @@
 #include <syslog.h>
 #include <time.h>
 
-#include <openssl/evp.h>
 
 #include "../common/clock.h"
 #include "store.h"
@@ -20,7 +19,6 @@
 #include "spool.h"
 #include "../common/config.h"
 
-#define POOL_MAX 8		/* idle connections kept for reuse */
 #define BREAKER_MS 1000		/* after a failure, spool without trying */
 #define REPLAY_EVERY_MS 500
 #define MAX_FIELDS 18		/* hash fields of mt:{ID} */
@@ -84,7 +82,7 @@ static const char store_lua[] =
 
 struct mt_store {
 	/* fixed after mt_store_new */
-	struct mt_config rcfg;	/* private copy of the redis_* settings */
+	struct mt_redis_pool *pool;
 	char *prefix;
 	long ttl;		/* seconds */
 	long maxlen;
@@ -94,8 +92,6 @@ struct mt_store {
 
 	pthread_mutex_t mu;	/* guards everything below */
 	pthread_cond_t cv;	/* wakes the replayer: kick or stop */
-	redisContext *idle[POOL_MAX];
-	int nidle;
 	int64_t down_until;	/* monotonic ms: breaker open until then */
 	int redis_down;		/* outage reported, recovery not yet */
 	int spool_pending;	/* spool may hold records: keep their order */
@@ -126,36 +122,6 @@ say(struct mt_store *st, int prio, const char *fmt, ...)
 }
 
 /* ---- connection pool ------------------------------------------------ */
-
-static redisContext *
-pool_get(struct mt_store *st, char *why, size_t whylen)
-{
-	redisContext *c = NULL;
-
-	pthread_mutex_lock(&st->mu);
-	if (st->nidle > 0)
-		c = st->idle[--st->nidle];
-	pthread_mutex_unlock(&st->mu);
-	if (c == NULL)
-		c = mt_redis_connect(&st->rcfg, why, whylen);
-	return c;
-}
-
-/* A context with an I/O error (timeout included) is never reused. */
-static void
-pool_put(struct mt_store *st, redisContext *c)
-{
-	if (c->err == 0) {
-		pthread_mutex_lock(&st->mu);
-		if (st->nidle < POOL_MAX) {
-			st->idle[st->nidle++] = c;
-			c = NULL;
-		}
-		pthread_mutex_unlock(&st->mu);
-	}
-	if (c != NULL)
-		redisFree(c);
-}
 
 /* ---- the script call ------------------------------------------------ */
 
@@ -326,7 +292,7 @@ io_reason(const struct mt_store *st, const redisContext *c, char *why,
 {
 	if (c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily") != NULL)
 		snprintf(why, whylen, "timed out after %d ms",
-		    st->rcfg.redis_timeout_ms);
+		    mt_redis_pool_timeout_ms(st->pool));
 	else
 		snprintf(why, whylen, "%s", c->errstr[0] ? c->errstr : "no reply");
 }
@@ -381,12 +347,12 @@ store_write(struct mt_store *st, const struct mt_record *r, int replayed,
 		snprintf(why, whylen, "out of memory");
 		return W_REPLY;
 	}
-	if ((c = pool_get(st, why, whylen)) == NULL) {
+	if ((c = mt_redis_pool_get(st->pool, why, whylen)) == NULL) {
 		argv_free(&a);
 		return W_IO;
 	}
 	res = run_call(st, c, &a, why, whylen);
-	pool_put(st, c);
+	mt_redis_pool_put(st->pool, c);
 	argv_free(&a);
 	return res;
 }
@@ -409,7 +375,7 @@ breaker_trip(struct mt_store *st, const char *why, int io)
 	pthread_mutex_unlock(&st->mu);
 	if (!was)	/* one warning per outage, not one per message */
 		say(st, LOG_WARNING, "Redis %s %s (%s): spooling",
-		    st->rcfg.redis_server, io ? "unreachable" : "refused a write",
+		    mt_redis_pool_server(st->pool), io ? "unreachable" : "refused a write",
 		    why);
 }
 
@@ -432,7 +398,7 @@ breaker_reset(struct mt_store *st)
 	pthread_mutex_unlock(&st->mu);
 	if (was)
 		say(st, LOG_NOTICE, "Redis %s reachable again",
-		    st->rcfg.redis_server);
+		    mt_redis_pool_server(st->pool));
 }
 
 /* ---- writing --------------------------------------------------------- */
@@ -629,54 +595,21 @@ mt_store_start_replayer(struct mt_store *st)
 /* ---- life cycle ------------------------------------------------------ */
 
 static int
-script_sha(char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-
-	if (!EVP_Digest(store_lua, sizeof(store_lua) - 1, md, &n, EVP_sha1(),
-	    NULL) || n != 20)
-		return -1;
-	for (i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
-
-static int
 copy_config(struct mt_store *st, const struct mt_config *cfg)
 {
-	const char *server = cfg->redis_server ? cfg->redis_server
-	    : "127.0.0.1:6379";
-
-	st->rcfg.redis_server = strdup(server);
-	st->rcfg.redis_user = cfg->redis_user ? strdup(cfg->redis_user) : NULL;
-	st->rcfg.redis_password = cfg->redis_password ?
-	    strdup(cfg->redis_password) : NULL;
-	st->rcfg.redis_timeout_ms = cfg->redis_timeout_ms > 0 ?
-	    cfg->redis_timeout_ms : 1000;
+	st->pool = mt_redis_pool_new(cfg);
 	st->prefix = strdup(cfg->redis_prefix ? cfg->redis_prefix : "mt:");
 	st->ttl = (cfg->retention_days > 0 ? cfg->retention_days : 30) * 86400;
 	st->maxlen = cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000;
-	return st->rcfg.redis_server == NULL || st->prefix == NULL ||
-	    (cfg->redis_user && !st->rcfg.redis_user) ||
-	    (cfg->redis_password && !st->rcfg.redis_password) ? -1 : 0;
+	return st->pool == NULL || st->prefix == NULL ? -1 : 0;
 }
 
 static void
 store_release(struct mt_store *st)
 {
-	int i;
-
-	for (i = 0; i < st->nidle; i++)
-		redisFree(st->idle[i]);
+	mt_redis_pool_free(st->pool);
 	if (st->spool.dir != NULL)
 		mt_spool_close(&st->spool);
-	free(st->rcfg.redis_server);
-	free(st->rcfg.redis_user);
-	if (st->rcfg.redis_password != NULL)
-		explicit_bzero(st->rcfg.redis_password,
-		    strlen(st->rcfg.redis_password));
-	free(st->rcfg.redis_password);
 	free(st->prefix);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
@@ -709,7 +642,8 @@ mt_store_new(const struct mt_config *cfg, mt_store_report_fn *report,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (copy_config(st, cfg) != 0 || script_sha(st->sha) != 0) {
+	if (copy_config(st, cfg) != 0 || mt_redis_script_sha(store_lua,
+	    sizeof(store_lua) - 1, st->sha) != 0) {
 		snprintf(err, errlen, "out of memory");
 		store_release(st);
 		return NULL;
