@@ -333,8 +333,86 @@ class Sink:
 # --------------------------------------------------------------------------
 # The milter
 
-class Milter:
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+class Daemon:
+    """
+    A mailtrail daemon run with -f: its stderr log, readiness, SIGHUP, and a
+    SIGTERM stop that returns the exit status. Subclasses set binary, conf,
+    log_path and name, and say when they are ready (socket_ready).
+    """
+    proc = None
+
+    def socket_ready(self):
+        raise NotImplementedError
+
+    def start(self, timeout=20):
+        self.log = open(self.log_path, "ab")
+        self.proc = spawn([self.binary, "-f", "-c", self.conf],
+                          stdout=self.log, stderr=subprocess.STDOUT)
+        on_exit(self._dump_on_sanitizer_error)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited %s at start:\n%s" % (
+                    self.name, self.proc.returncode, self.read_log()[-3000:]))
+            return self.socket_ready()
+        wait_for(ready, timeout, "%s socket" % self.name)
+        return self
+
+    def sanitizer_report(self):
+        text = self.read_log()
+        if any(bad in text for bad in SANITIZER_REPORTS):
+            return text[-6000:]
+        return None
+
+    def _dump_on_sanitizer_error(self):
+        rep = self.sanitizer_report()
+        if rep:
+            print("\n*** sanitizer report in %s ***\n%s" % (self.log_path, rep))
+
+    def stop(self, timeout=20):
+        """SIGTERM; returns the exit status (0 expected)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.proc)
+                self.proc.wait(5)
+                raise RuntimeError("%s did not stop within %ss of SIGTERM"
+                                   % (self.name, timeout))
+        forget(self.proc._mt_kill)
+        self.log.close()
+        return self.proc.returncode
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def hup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def lines(self):
+        return self.read_log().splitlines()
+
+
+class Milter(Daemon):
     """mailtrail-milter -f with its own config, key, spool and stderr log."""
+    name = "milter"
 
     def __init__(self, redis_address, binary=None, secret_file=None, socket_spec=None,
                  log_format="kv", extra=None, name="milter"):
@@ -384,62 +462,13 @@ class Milter:
     def start(self, timeout=20):
         if self.sock_path and os.path.exists(self.sock_path):
             os.unlink(self.sock_path)
-        self.log = open(self.log_path, "ab")
-        self.proc = spawn([self.binary, "-f", "-c", self.conf],
-                          stdout=self.log, stderr=subprocess.STDOUT)
-        on_exit(self._dump_on_sanitizer_error)
+        return Daemon.start(self, timeout)
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("milter exited %s at start:\n%s"
-                                   % (self.proc.returncode, self.read_log()[-3000:]))
-            if self.sock_path:
-                return os.path.exists(self.sock_path)
-            m = re.match(r"inet:(\d+)@(.*)", self.socket_spec)
-            return port_open(int(m.group(1)), m.group(2))
-        wait_for(ready, timeout, "milter socket %s" % self.socket_spec)
-        return self
-
-    def _dump_on_sanitizer_error(self):
-        text = self.read_log()
-        if "ERROR: AddressSanitizer" in text or "runtime error:" in text:
-            print("\n*** sanitizer report in %s ***\n%s" % (self.log_path, text[-6000:]))
-
-    def stop(self, timeout=20):
-        """SIGTERM; returns the exit status (0 expected)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.proc)
-                self.proc.wait(5)
-                raise RuntimeError("milter did not stop within %ss of SIGTERM" % timeout)
-        forget(self.proc._mt_kill)
-        self.log.close()
-        return self.proc.returncode
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def hup(self):
-        self.proc.send_signal(signal.SIGHUP)
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def lines(self):
-        return self.read_log().splitlines()
+    def socket_ready(self):
+        if self.sock_path:
+            return os.path.exists(self.sock_path)
+        m = re.match(r"inet:(\d+)@(.*)", self.socket_spec)
+        return port_open(int(m.group(1)), m.group(2))
 
     def messages(self):
         """The MESSAGE part of every `mailtrail-milter[PID]: MESSAGE` line."""
@@ -493,9 +522,6 @@ class Milter:
         """-n on conf (default own); returns CompletedProcess."""
         return subprocess.run([self.binary, "-n", "-c", conf or self.conf],
                               capture_output=True, text=True, timeout=30)
-
-
-SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
 def assert_clean_stop(milter):

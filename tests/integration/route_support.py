@@ -28,8 +28,9 @@ def cli_binary():
     return os.environ.get("MT_CLI") or os.path.join(ROOT, "build/san/mailtrail")
 
 
-class Routed:
+class Routed(harness.Daemon):
     """mailtrail-routed -f with its own config and stderr log."""
+    name = "routed"
 
     def __init__(self, redis_address, routes, extra=None, name="routed"):
         self.binary = routed_binary()
@@ -69,50 +70,10 @@ class Routed:
     def start(self, timeout=20):
         if os.path.exists(self.sock_path):
             os.unlink(self.sock_path)
-        self.log = open(self.log_path, "ab")
-        self.proc = harness.spawn([self.binary, "-f", "-c", self.conf],
-                                  stdout=self.log, stderr=subprocess.STDOUT)
-        harness.on_exit(self._dump_on_sanitizer_error)
+        return harness.Daemon.start(self, timeout)
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("routed exited %s at start:\n%s"
-                                   % (self.proc.returncode, self.read_log()[-3000:]))
-            return os.path.exists(self.sock_path)
-        harness.wait_for(ready, timeout, "routed socket")
-        return self
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def sanitizer_report(self):
-        text = self.read_log()
-        if ("ERROR: AddressSanitizer" in text or "runtime error:" in text
-                or "ERROR: LeakSanitizer" in text):
-            return text[-6000:]
-        return None
-
-    def _dump_on_sanitizer_error(self):
-        rep = self.sanitizer_report()
-        if rep:
-            print("\n*** sanitizer report in %s ***\n%s" % (self.log_path, rep))
-
-    def hup(self):
-        self.proc.send_signal(signal.SIGHUP)
-
-    def stop(self, timeout=20):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout)
-        harness.forget(self.proc._mt_kill)
-        self.log.close()
-        return self.proc.returncode
+    def socket_ready(self):
+        return os.path.exists(self.sock_path)
 
     def cli(self, *args, check=False, env=None):
         return subprocess.run([cli_binary(), "-c", self.conf] + list(args),
