@@ -304,6 +304,82 @@ key_trusted(struct loader *ld, const char *v)
 }
 
 static int
+key_site_mtas(struct loader *ld, const char *v)
+{
+	char bad[80];
+
+	if (mt_cidr_list_add(&ld->cfg->site_mtas, v, bad, sizeof(bad)) < 0)
+		return fail(ld, "SiteMTAs: \"%s\" is not an address or CIDR", bad);
+	return 0;
+}
+
+/*
+ * Appends the words of a "a, b c" list to a string array. A word may hold
+ * only the bytes ok_byte allows: these values are compared with what
+ * headers and log lines say, so nothing else could ever match.
+ */
+static int
+add_words(struct loader *ld, const char *key, const char *v, char ***list,
+    size_t *n, int (*ok_byte)(int))
+{
+	const char *p = v;
+
+	while (*p) {
+		size_t len;
+		char **nv;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		len = strcspn(p, ", \t");
+		if (len == 0)
+			break;
+		for (size_t i = 0; i < len; i++)
+			if (!ok_byte((unsigned char)p[i]))
+				return fail(ld, "%s: \"%.*s\" has a character "
+				    "that cannot occur there", key, (int)len, p);
+		if (len > 255)
+			return fail(ld, "%s: \"%.40s...\" is too long", key, p);
+		if ((nv = realloc(*list, (*n + 1) * sizeof(*nv))) == NULL)
+			return fail(ld, "out of memory");
+		*list = nv;
+		if ((nv[*n] = strndup(p, len)) == NULL)
+			return fail(ld, "out of memory");
+		(*n)++;
+		p += len;
+	}
+	return 0;
+}
+
+/* authserv-id (RFC 8601): a domain name, or any value-ish token. */
+static int
+authserv_byte(int ch)
+{
+	return isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
+}
+
+/* Postfix's syslog_name: letters, digits and a few separators. */
+static int
+syslog_name_byte(int ch)
+{
+	return isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
+}
+
+static int
+key_authserv_ids(struct loader *ld, const char *v)
+{
+	return add_words(ld, "TrustedAuthservIDs", v, &ld->cfg->authserv_ids,
+	    &ld->cfg->n_authserv_ids, authserv_byte);
+}
+
+static int
+key_postfix_syslog_names(struct loader *ld, const char *v)
+{
+	return add_words(ld, "PostfixSyslogNames", v,
+	    &ld->cfg->postfix_syslog_names, &ld->cfg->n_postfix_syslog_names,
+	    syslog_name_byte);
+}
+
+static int
 parse_bool(struct loader *ld, const char *key, const char *v, int *out)
 {
 	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
@@ -462,6 +538,9 @@ static const struct key {
 	{ "SecretKeyFile", key_secret, 0 },
 	{ "InternalHosts", key_internal, 1 },
 	{ "TrustedRelays", key_trusted, 1 },
+	{ "SiteMTAs", key_site_mtas, 1 },
+	{ "TrustedAuthservIDs", key_authserv_ids, 1 },
+	{ "PostfixSyslogNames", key_postfix_syslog_names, 1 },
 	{ "GeoDB", key_geodb, 1 },
 	{ "SpoolDir", key_spool, 0 },
 	{ "LogFormat", key_log_format, 0 },
@@ -579,6 +658,11 @@ finish(struct loader *ld, int need_secret)
 	    mt_cidr_list_add(&c->internal, "127.0.0.0/8, ::1/128", bad,
 	    sizeof(bad)) < 0)
 		return fail(ld, "out of memory");
+	if (c->n_postfix_syslog_names == 0 &&
+	    add_words(ld, "PostfixSyslogNames", "postfix",
+	    &c->postfix_syslog_names, &c->n_postfix_syslog_names,
+	    syslog_name_byte) < 0)
+		return -1;
 	if (!need_secret)
 		return 0;
 	ld->line = ld->secret_line;
@@ -655,6 +739,13 @@ mt_config_unref(struct mt_config *c)
 	free(c->secret);
 	mt_cidr_list_free(&c->internal);
 	mt_cidr_list_free(&c->trusted);
+	mt_cidr_list_free(&c->site_mtas);
+	for (size_t i = 0; i < c->n_authserv_ids; i++)
+		free(c->authserv_ids[i]);
+	free(c->authserv_ids);
+	for (size_t i = 0; i < c->n_postfix_syslog_names; i++)
+		free(c->postfix_syslog_names[i]);
+	free(c->postfix_syslog_names);
 	for (size_t i = 0; i < c->n_geodb; i++)
 		free(c->geodb[i]);
 	free(c->geodb);

@@ -44,6 +44,11 @@ struct mt_config {
 
 	struct mt_cidr_list internal;	/* InternalHosts */
 	struct mt_cidr_list trusted;	/* TrustedRelays: Received: they write is believed */
+	struct mt_cidr_list site_mtas;	/* SiteMTAs: X-Mailtrail-* they send is kept */
+	char **authserv_ids;		/* TrustedAuthservIDs: our verifier's A-R */
+	size_t n_authserv_ids;
+	char **postfix_syslog_names;	/* PostfixSyslogNames: whose log lines count */
+	size_t n_postfix_syslog_names;
 
 	char **geodb;			/* GeoDB, may repeat */
 	size_t n_geodb;
