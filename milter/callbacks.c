@@ -28,6 +28,18 @@
 #define ADDR_MAX 1024		/* longest address we keep */
 #define RCPT_KEEP 10000		/* recipients kept per record; all counted */
 #define NAME_MAX_LEN 512
+/*
+ * X-Mailtrail-* headers from a client that is not a site MTA are all
+ * removed. Past these bounds a message is refused: no sender has a reason
+ * to send so many, and removing each costs Postfix a header scan.
+ */
+#define FOREIGN_NAMES_MAX 32	/* distinct unknown X-Mailtrail-* names */
+#define FOREIGN_HDRS_MAX 1000	/* X-Mailtrail-* headers of any name */
+
+struct foreign_name {
+	char *name;
+	int count;
+};
 
 struct mt_msg {
 	char *mctx_sender_raw;		/* MAIL FROM argument as given */
@@ -36,7 +48,10 @@ struct mt_msg {
 	char **mctx_rcpt;
 	size_t mctx_nrcpt, mctx_rcpt_cap, mctx_rcpt_total;
 	char *mctx_msgid;
-	int mctx_n_id, mctx_n_sender, mctx_n_hop, mctx_n_other;
+	int mctx_n_id, mctx_n_sender, mctx_n_hop, mctx_n_mt;
+	struct foreign_name mctx_other[FOREIGN_NAMES_MAX]; /* other X-Mailtrail-* */
+	size_t mctx_n_other;
+	int mctx_too_many;		/* over a FOREIGN_* bound: refuse */
 	int mctx_kept_index;		/* 1-based X-Mailtrail-ID kept, or 0 */
 	char mctx_kept_id[MT_ID_SIZE];
 	uint64_t mctx_size;
@@ -51,7 +66,8 @@ struct mt_conn {
 	char *cctx_helo;
 	char *cctx_by;
 	char *cctx_daemon_addr;
-	int cctx_internal;
+	int cctx_internal;		/* InternalHosts or local pickup */
+	int cctx_site;			/* SiteMTAs: may hand us its X-Mailtrail-* */
 	unsigned long cctx_noreply;	/* SMFIP_NR_* agreed with the MTA */
 	struct mt_msg *cctx_msg;
 };
@@ -97,6 +113,8 @@ msg_free(struct mt_msg *m)
 		free(m->mctx_rcpt[i]);
 	free(m->mctx_rcpt);
 	free(m->mctx_msgid);
+	for (size_t i = 0; i < m->mctx_n_other; i++)
+		free(m->mctx_other[i].name);
 	mt_path_free(&m->mctx_path);
 	mt_receipt_free(&m->mctx_receipt);
 	free(m);
@@ -178,6 +196,10 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	c->cctx_internal = sa == NULL || (sa->sa_family != AF_INET &&
 	    sa->sa_family != AF_INET6) ||
 	    mt_cidr_list_match(&c->cctx_cfg->internal, sa);
+	/* Only a network peer can be a site MTA: never the sendmail command. */
+	c->cctx_site = sa != NULL && (sa->sa_family == AF_INET ||
+	    sa->sa_family == AF_INET6) &&
+	    mt_cidr_list_match(&c->cctx_cfg->site_mtas, sa);
 	/* libmilter passes "[addr]" when there is no name: Postfix says "unknown". */
 	if (hostname == NULL || hostname[0] == '[' || hostname[0] == '\0')
 		hostname = (char *)"unknown";
@@ -255,12 +277,51 @@ static void
 note_id_header(struct mt_conn *c, struct mt_msg *m, const char *value)
 {
 	m->mctx_n_id++;
-	/* Only the site's own hosts may hand us an ID to keep. */
-	if (m->mctx_kept_index != 0 || !(c->cctx_internal || m->mctx_auth))
+	/* Only the site's own mailtrail MTAs may hand us an ID to keep. */
+	if (m->mctx_kept_index != 0 || !c->cctx_site)
 		return;
 	if (mt_id_verify(c->cctx_cfg->secret, c->cctx_cfg->secret_len, value,
 	    strlen(value), m->mctx_kept_id))
 		m->mctx_kept_index = m->mctx_n_id;
+}
+
+/* Counts an X-Mailtrail-* header of a name mailtrail does not write. */
+static void
+note_other_header(struct mt_msg *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->mctx_n_other; i++)
+		if (strcasecmp(m->mctx_other[i].name, name) == 0) {
+			m->mctx_other[i].count++;
+			return;
+		}
+	if (i == FOREIGN_NAMES_MAX ||
+	    (m->mctx_other[i].name = strndup(name, NAME_MAX_LEN)) == NULL) {
+		m->mctx_too_many = 1;
+		return;
+	}
+	m->mctx_other[i].count = 1;
+	m->mctx_n_other++;
+}
+
+static void
+note_mailtrail_header(struct mt_conn *c, struct mt_msg *m, const char *name,
+    const char *value)
+{
+	if (++m->mctx_n_mt > FOREIGN_HDRS_MAX && !c->cctx_site)
+		m->mctx_too_many = 1;
+	if (strcasecmp(name, HDR_ID) == 0)
+		note_id_header(c, m, value);
+	else if (strcasecmp(name, HDR_SENDER) == 0)
+		m->mctx_n_sender++;
+	else if (strcasecmp(name, HDR_HOP) == 0) {
+		m->mctx_n_hop++;
+		/* Only hops our own MTAs stamped are part of the path. */
+		if (c->cctx_site)
+			mt_path_note_hop(&m->mctx_path, value);
+	} else
+		note_other_header(m, name);
 }
 
 static sfsistat
@@ -272,18 +333,9 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 	if (m == NULL)
 		return next(c, SMFIP_NR_HDR);
 	m->mctx_size += strlen(name) + strlen(value) + 4;
-	if (strncasecmp(name, HDR_PREFIX, sizeof(HDR_PREFIX) - 1) == 0) {
-		if (strcasecmp(name, HDR_ID) == 0)
-			note_id_header(c, m, value);
-		else if (strcasecmp(name, HDR_SENDER) == 0)
-			m->mctx_n_sender++;
-		else if (strcasecmp(name, HDR_HOP) == 0) {
-			m->mctx_n_hop++;
-			/* Only hops our own MTAs stamped are part of the path. */
-			if (c->cctx_internal || m->mctx_auth)
-				mt_path_note_hop(&m->mctx_path, value);
-		}
-	} else if (strcasecmp(name, "Received") == 0) {
+	if (strncasecmp(name, HDR_PREFIX, sizeof(HDR_PREFIX) - 1) == 0)
+		note_mailtrail_header(c, m, name, value);
+	else if (strcasecmp(name, "Received") == 0) {
 		mt_path_note_received(&m->mctx_path, value);
 	} else if (strcasecmp(name, "Message-ID") == 0 && m->mctx_msgid == NULL) {
 		char buf[MT_HDR_LINE_MAX];
@@ -342,10 +394,6 @@ add_sender_header(SMFICTX *ctx, const char *raw)
 	smfi_insheader(ctx, 0, (char *)HDR_SENDER, value);
 }
 
-/*
- * Outside mail loses every X-Mailtrail-* header; inside mail keeps one ID
- * that verifies (and with it the first sender header) and gets ours.
- */
 /* New hops oldest first, each at the top: the newest ends up above. */
 static void
 stamp_hops(SMFICTX *ctx, const struct mt_hop *hops, size_t first, size_t n)
@@ -358,21 +406,32 @@ stamp_hops(SMFICTX *ctx, const struct mt_hop *hops, size_t first, size_t n)
 	}
 }
 
+/*
+ * A site MTA's hops (and other X-Mailtrail-* headers) stay; with a valid ID
+ * it is the next hop of a message, which keeps that ID and the origin's
+ * sender header. Every other client's X-Mailtrail-* headers go, whatever
+ * their name, and a tracked message gets ours: a fresh ID and this hop's
+ * envelope sender.
+ */
 static void
-edit_headers(SMFICTX *ctx, const struct mt_msg *m, int submission,
-    const char *id, const struct mt_hop *hops, size_t first_new,
-    size_t nhops)
+edit_headers(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
+    int tracked, const char *id, const struct mt_hop *hops,
+    size_t first_new, size_t nhops)
 {
-	int kept = submission ? m->mctx_kept_index : 0;
+	int kept = m->mctx_kept_index;
 	int keep_sender = (kept && m->mctx_n_sender > 0) ? 1 : 0;
 
 	strip_headers(ctx, HDR_ID, m->mctx_n_id, kept);
 	strip_headers(ctx, HDR_SENDER, m->mctx_n_sender, keep_sender);
-	if (!submission)
+	if (!c->cctx_site) {
 		strip_headers(ctx, HDR_HOP, m->mctx_n_hop, 0);
+		for (size_t i = 0; i < m->mctx_n_other; i++)
+			strip_headers(ctx, m->mctx_other[i].name,
+			    m->mctx_other[i].count, 0);
+	}
 	if (hops)
 		stamp_hops(ctx, hops, first_new, nhops);
-	if (!submission)
+	if (!tracked)
 		return;
 	if (!keep_sender)
 		add_sender_header(ctx, m->mctx_sender_raw);
@@ -383,12 +442,12 @@ edit_headers(SMFICTX *ctx, const struct mt_msg *m, int submission,
 /* RequestReadReceipt: ask for an MDN on submissions that did not. */
 static void
 request_receipt(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
-    int submission)
+    int site_user)
 {
 	char value[MT_HDR_LINE_MAX];
 	char addr[MT_HDR_LINE_MAX - 40];
 
-	if (!submission || !c->cctx_cfg->request_read_receipt ||
+	if (!site_user || !c->cctx_cfg->request_read_receipt ||
 	    m->mctx_receipt.rcp_has_dnt || m->mctx_sender == NULL ||
 	    strcmp(m->mctx_sender, "<>") == 0)
 		return;
@@ -452,6 +511,7 @@ build_path(const struct mt_conn *c, struct mt_msg *m, int64_t now,
 		.client_ip = c->cctx_ip, .by = c->cctx_by,
 		.daemon_addr = c->cctx_daemon_addr,
 		.internal = &cfg->internal, .trusted = &cfg->trusted,
+		.site_mtas = &cfg->site_mtas,
 		.geo = mt_runtime_of(cfg)->geo, .now_ms = now,
 	};
 
@@ -487,6 +547,20 @@ track(const struct mt_conn *c, const struct mt_msg *m, struct mt_record *r,
 	return -1;
 }
 
+/* Over a FOREIGN_* bound: a clear refusal rather than a partial strip. */
+static sfsistat
+refuse_flood(SMFICTX *ctx, struct mt_conn *c, const char *qid)
+{
+	mt_log(LOG_NOTICE, "%s: reject: more than %d X-Mailtrail-* headers or "
+	    "%d distinct X-Mailtrail-* names from %s[%s]", qid,
+	    FOREIGN_HDRS_MAX, FOREIGN_NAMES_MAX, c->cctx_name, c->cctx_ip);
+	smfi_setreply(ctx, (char *)"550", (char *)"5.7.1",
+	    (char *)"too many X-Mailtrail-* header fields");
+	msg_free(c->cctx_msg);
+	c->cctx_msg = NULL;
+	return SMFIS_REJECT;
+}
+
 static sfsistat
 cb_eom(SMFICTX *ctx)
 {
@@ -499,14 +573,20 @@ cb_eom(SMFICTX *ctx)
 	struct mt_hop *hops;
 	size_t nhops = 0, first_new = 0;
 	sfsistat res = SMFIS_CONTINUE;
-	int submission;
+	int tracked, site_user;
 	int64_t now = mt_clock_ms(CLOCK_REALTIME);
 
 	if (m == NULL)
 		return SMFIS_CONTINUE;
 	mt_text_header(qidbuf, sizeof(qidbuf), qid ? qid : "NOQUEUE",
 	    qid ? strlen(qid) : 7);
-	submission = c->cctx_internal || m->mctx_auth != NULL;
+	if (m->mctx_too_many)
+		return refuse_flood(ctx, c, qidbuf);
+	/* A site user: a SASL login, or a host of ours that is no relay. */
+	site_user = !m->mctx_kept_index && (m->mctx_auth != NULL ||
+	    (c->cctx_internal && !c->cctx_site));
+	tracked = m->mctx_kept_index || c->cctx_internal ||
+	    m->mctx_auth != NULL;
 	fill_record(&r, c, m, qidbuf, now);
 	hops = calloc(MT_PATH_HOPS_MAX, sizeof(*hops));
 	if (hops) {
@@ -514,14 +594,14 @@ cb_eom(SMFICTX *ctx)
 		set_origin(&r, hops, nhops);
 		r.hop_path = mt_hop_path_json(hops, nhops);
 	}
-	if (submission && track(c, m, &r, &stored, &res) < 0 &&
+	if (tracked && track(c, m, &r, &stored, &res) < 0 &&
 	    res == SMFIS_TEMPFAIL)
 		goto out;
 	res = SMFIS_CONTINUE;
-	edit_headers(ctx, m, submission, r.id, hops, first_new, nhops);
-	mt_logline(c->cctx_cfg, &r, submission, stored);
+	edit_headers(ctx, c, m, tracked, r.id, hops, first_new, nhops);
+	mt_logline(c->cctx_cfg, &r, tracked, stored);
 	/* Read receipts: after the record, and never the message's fate. */
-	request_receipt(ctx, c, m, submission);
+	request_receipt(ctx, c, m, site_user);
 	mt_receipt_finish(&m->mctx_receipt, c->cctx_cfg,
 	    mt_runtime_of(c->cctx_cfg)->events, qidbuf);
 	msg_free(m);

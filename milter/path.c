@@ -1,7 +1,7 @@
 /*
  * Building the hop path. Received: headers are read top down: each one was
  * written by the host below it, so it is believed only while every host so
- * far lies inside the site (InternalHosts, TrustedRelays); the first relay
+ * far lies inside the site (InternalHosts, TrustedRelays, SiteMTAs); the first relay
  * outside is the last trustworthy fact, and everything older is unverified.
  */
 #include <stdio.h>
@@ -52,7 +52,8 @@ static int
 inside(const struct mt_path_in *in, const char *ip)
 {
 	return mt_cidr_list_match_text(in->internal, ip) ||
-	    mt_cidr_list_match_text(in->trusted, ip);
+	    mt_cidr_list_match_text(in->trusted, ip) ||
+	    (in->site_mtas && mt_cidr_list_match_text(in->site_mtas, ip));
 }
 
 static int

@@ -26,7 +26,7 @@ struct mt_path_in {
 	const char *client_ip;
 	const char *by;
 	const char *daemon_addr;	/* NULL when Postfix did not say */
-	const struct mt_cidr_list *internal, *trusted;
+	const struct mt_cidr_list *internal, *trusted, *site_mtas;
 	struct mt_geo *geo;		/* NULL: no coordinates */
 	int64_t now_ms;
 };

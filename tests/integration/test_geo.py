@@ -256,8 +256,9 @@ class TwoMailtrailMtas(GeoCase):
         sink = h.Sink().start()
         key = h.make_secret(h.make_workdir("geokey"))
         extra = {"GeoDB": db("city-maxmind.mmdb")}
+        # mta1 reaches mta2 from 127.0.0.1: a site MTA of mta2's.
         m2 = h.Milter(shared["redis"].address, binary=MILTER, secret_file=key,
-                      name="geo2", extra=extra).start()
+                      name="geo2", extra=dict(extra, SiteMTAs="127.0.0.1/32")).start()
         m1 = h.Milter(shared["redis"].address, binary=MILTER, secret_file=key,
                       name="geo1", extra=extra).start()
         mta2 = h.Postfix(sink.port, hostname="mta2.test", milters=[m2.postfix_spec]).start()

@@ -211,8 +211,9 @@ class TwoHops(MilterCase):
         sink = h.Sink().start()
         key_dir = h.make_workdir("key")
         secret = h.make_secret(key_dir)
+        # mta1 reaches mta2 from 127.0.0.1: a site MTA of mta2's.
         m2 = h.Milter(self.redis.address, binary=MILTER, secret_file=secret,
-                      name="milter2").start()
+                      name="milter2", extra={"SiteMTAs": "127.0.0.1/32"}).start()
         m1 = h.Milter(self.redis.address, binary=MILTER, secret_file=secret,
                       name="milter1").start()
         mta2 = h.Postfix(sink.port, hostname="mta2.test", milters=[m2.postfix_spec]).start()
