@@ -28,6 +28,10 @@ struct cli {
 	struct mt_config *cfg;		/* loaded on first cli_connect() */
 	redisContext *rc;
 	const char *prefix;		/* RedisPrefix */
+	/* Set by cli_resolve for a Message-ID: every message that carried
+	 * it, the first (the original) first. */
+	char (*msgid_ids)[CLI_ID_MAX + 1];
+	size_t n_msgid_ids;
 	char err[512];			/* why the last call returned -1 */
 };
 
@@ -59,7 +63,11 @@ struct cli_msg {
 
 /* lookup.c */
 int cli_id_plausible(const char *s, size_t len);
-/* 1 with id filled, 0 when nothing matches (note in err), -1 on error. */
+/*
+ * 1 with id filled, 0 when nothing matches (note in err), -1 on error. A
+ * Message-ID resolves to the first message that carried it; the others
+ * are listed in c->msgid_ids.
+ */
 int cli_resolve(struct cli *c, const char *arg, char id[CLI_ID_MAX + 1]);
 /* 1 loaded, 0 no such record, -1 error. Free with cli_msg_free. */
 int cli_msg_load(struct cli *c, const char *id, int with_events,

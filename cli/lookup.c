@@ -13,6 +13,8 @@
 
 /* Events beyond this many are not shown (retention bounds them anyway). */
 #define EVENTS_MAX 10000
+/* Messages listed for one Message-ID (a reuse flood cannot flood output). */
+#define MSGID_SHOWN 100
 
 redisReply *
 cli_command(struct cli *c, const char *fmt, ...)
@@ -151,6 +153,51 @@ strip_msgid(const char *arg, const char **s, size_t *len)
 	*len = (size_t)(e - p);
 }
 
+/*
+ * P msgid:M is a sorted set scored by received time: a later message
+ * reusing a Message-ID joins it and never displaces the original. 1 with
+ * id (the oldest message whose record is still there), 0, or -1.
+ */
+static int
+follow_msgid(struct cli *c, const char *name, size_t namelen,
+    char id[CLI_ID_MAX + 1])
+{
+	redisReply *r;
+	size_t i, n = 0;
+	int rc = 0;
+
+	r = cli_command(c, "ZRANGE %smsgid:%b 0 %d", c->prefix, name, namelen,
+	    MSGID_SHOWN - 1);
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return 0;
+	}
+	free(c->msgid_ids);
+	c->msgid_ids = cli_xmalloc((r->elements + 1) * sizeof(*c->msgid_ids));
+	for (i = 0; i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+
+		if (e->type != REDIS_REPLY_STRING ||
+		    !cli_id_plausible(e->str, e->len))
+			continue;
+		memcpy(c->msgid_ids[n], e->str, e->len);
+		c->msgid_ids[n++][e->len] = '\0';
+	}
+	freeReplyObject(r);
+	c->n_msgid_ids = n;
+	for (i = 0; i < n && rc == 0; i++) {
+		rc = record_exists(c, c->msgid_ids[i]);
+		if (rc > 0)
+			snprintf(id, CLI_ID_MAX + 1, "%s", c->msgid_ids[i]);
+	}
+	if (rc == 0 && n > 0)
+		snprintf(c->err, sizeof(c->err), "the records of the %zu "
+		    "message(s) with this Message-ID have expired", n);
+	return rc;
+}
+
 int
 cli_resolve(struct cli *c, const char *arg, char id[CLI_ID_MAX + 1])
 {
@@ -159,6 +206,7 @@ cli_resolve(struct cli *c, const char *arg, char id[CLI_ID_MAX + 1])
 	int rc;
 
 	c->err[0] = '\0';
+	c->n_msgid_ids = 0;
 	if (has_trackid_form(arg, id)) {
 		rc = record_exists(c, id);
 		if (rc != 0)
@@ -170,7 +218,7 @@ cli_resolve(struct cli *c, const char *arg, char id[CLI_ID_MAX + 1])
 	strip_msgid(arg, &m, &mlen);
 	if (mlen == 0)
 		return 0;
-	return follow_pointer(c, "msgid", m, mlen, id);
+	return follow_msgid(c, m, mlen, id);
 }
 
 /* Keeps the events that are JSON objects; counts the rest in m->bad. */

@@ -215,6 +215,7 @@ main(int argc, char **argv)
 	}
 	if (c.rc != NULL)
 		redisFree(c.rc);
+	free(c.msgid_ids);
 	if (c.cfg != NULL)
 		mt_config_unref(c.cfg);
 	return rc;

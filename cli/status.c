@@ -268,6 +268,28 @@ print_recipients(const struct cli_msg *m)
 	free(p);
 }
 
+/* A reused Message-ID: the original is shown, the later ones named. */
+static void
+print_same_msgid(const struct cli *c)
+{
+	if (c->n_msgid_ids < 2)
+		return;
+	printf("\nThis Message-ID was carried by %zu messages, the first "
+	    "shown above:\n", c->n_msgid_ids);
+	for (size_t i = 0; i < c->n_msgid_ids; i++)
+		printf("  %s\n", c->msgid_ids[i]);
+}
+
+static json_t *
+same_msgid_json(const struct cli *c)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < c->n_msgid_ids; i++)
+		json_array_append_new(a, json_string(c->msgid_ids[i]));
+	return a;
+}
+
 int
 cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -282,10 +304,13 @@ cmd_status(struct cli *c, int argc, char **argv)
 		o = cli_record_json(&m);
 		json_object_set_new(o, "recipients",
 		    cli_recipients_json(m.rcpt));
+		if (c->n_msgid_ids > 1)
+			json_object_set_new(o, "same_msgid", same_msgid_json(c));
 		cli_json_print(o);
 	} else {
 		print_record(&m);
 		print_recipients(&m);
+		print_same_msgid(c);
 	}
 	cli_msg_free(&m);
 	return CLI_FOUND;

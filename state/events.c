@@ -175,11 +175,12 @@ mt_events_lookup(struct mt_events *ev, redisContext *c, const char *kind,
 {
 	redisReply *rep;
 	size_t i;
-	int rc = 0;
+	int rc = 0, by_msgid = strcmp(kind, "msgid") == 0;
 
+	/* msgid keys are sorted sets: the first member is the original. */
 	for (i = 0; i < n; i++)
-		if (redisAppendCommand(c, "GET %s%s:%s", ev->prefix, kind,
-		    keys[i]) != REDIS_OK) {
+		if (redisAppendCommand(c, by_msgid ? "ZRANGE %s%s:%s 0 0" :
+		    "GET %s%s:%s", ev->prefix, kind, keys[i]) != REDIS_OK) {
 			io_error(c, err, errlen);
 			return -1;
 		}
@@ -189,8 +190,17 @@ mt_events_lookup(struct mt_events *ev, redisContext *c, const char *kind,
 			io_error(c, err, errlen);
 			return -1;
 		}
-		if (rep->type == REDIS_REPLY_STRING && id_shaped(rep->str,
-		    rep->len)) {
+		if (by_msgid && rep->type == REDIS_REPLY_ARRAY) {
+			redisReply *one = rep->elements == 1 ? rep->element[0]
+			    : NULL;
+
+			if (one && one->type == REDIS_REPLY_STRING &&
+			    id_shaped(one->str, one->len)) {
+				memcpy(ids[i], one->str, one->len);
+				ids[i][one->len] = '\0';
+			}
+		} else if (rep->type == REDIS_REPLY_STRING &&
+		    id_shaped(rep->str, rep->len)) {
 			memcpy(ids[i], rep->str, rep->len);
 			ids[i][rep->len] = '\0';
 		} else if (rep->type == REDIS_REPLY_ERROR && rc == 0) {

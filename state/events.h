@@ -50,7 +50,8 @@ redisContext *mt_events_get(struct mt_events *ev, char *err, size_t errlen);
 void mt_events_put(struct mt_events *ev, redisContext *c);
 
 /*
- * Looks up n keys PREFIX KIND:KEY[i] (kind "qid" or "msgid") in one
+ * Looks up n keys PREFIX KIND:KEY[i] (kind "qid", or "msgid": the first
+ * message that carried it) in one
  * pipeline. ids[i] is the ID, or "" when absent or not ID-shaped.
  * 0, or -1 with err.
  */

@@ -26,6 +26,8 @@
 /*
  * KEYS: 1 P{ID}  2 P{ID}:rcpt  3 P{ID}:ev  4 Pqid:QID  5 Pevents
  *       6 Pfrom:SENDER  7 Pmsgid:MSGID (= KEYS[1] when none)  8 P{ID}:path
+ *       (Pmsgid is a sorted set: a later message reusing a Message-ID
+ *       joins it and never displaces the original, the lowest score)
  *       9.. Pto:RCPT
  * ARGV: 1 id  2 ttl  3 keep(1: HSETNX)  4 score(received ms)  5 cutoff ms
  *       6 stream maxlen  7 RECEIVE json  8 SPOOL json or ""  9 has msgid
@@ -75,7 +77,11 @@ static const char store_lua[] =
 "    'id', id, 'ev', 'SPOOL', 'data', ARGV[8])\n"
 "end\n"
 "redis.call('SET', KEYS[4], id, 'EX', ttl)\n"
-"if ARGV[9] == '1' then redis.call('SET', KEYS[7], id, 'EX', ttl) end\n"
+"if ARGV[9] == '1' then\n"
+"  redis.call('ZADD', KEYS[7], 'NX', score, id)\n"
+"  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', cutoff)\n"
+"  redis.call('EXPIRE', KEYS[7], ttl)\n"
+"end\n"
 "if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10], 'EX', ttl) end\n"
 "for k = 1, 6 do redis.call('EXPIRE', KEYS[k], ttl) end\n"
 "return 'ok'\n";

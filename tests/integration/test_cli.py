@@ -50,7 +50,7 @@ def seed_message(r, mid, rec, rcpts, events):
         r.rpush(P + "{%s}:ev" % mid, json.dumps(ev))
     r.set(P + "qid:" + rec["qid"], mid)
     if rec.get("msgid"):
-        r.set(P + "msgid:" + rec["msgid"], mid)
+        r.zadd(P + "msgid:" + rec["msgid"], {mid: int(rec["received"])})
     r.zadd(P + "from:" + rec["sender"], {mid: int(rec["received"])})
     for addr in rcpts:
         r.zadd(P + "to:" + addr, {mid: int(rec["received"])})
