@@ -281,10 +281,17 @@ cli_json_string(const char *s, size_t len)
 	return v;
 }
 
+/*
+ * Everything past ASCII is written as \uXXXX: stored text is untrusted,
+ * and C1 controls or bidi overrides must not reach a terminal or a log
+ * viewer raw when someone pipes --json through it. Parsers read it back
+ * unchanged.
+ */
 int
 cli_json_print(json_t *v)
 {
-	int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+	int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10) |
+	    JSON_ENSURE_ASCII);
 
 	json_decref(v);
 	fputc('\n', stdout);

@@ -369,6 +369,20 @@ class CliTest(unittest.TestCase):
         self.assertNotIn("\x1b", out)
         self.assertEqual(json.loads(out)["sender"], HOSTILE_SENDER)
 
+    def test_json_output_escapes_c1_controls_and_bidi_overrides(self):
+        self.r.hset("mt:{%s}" % ID3, "helo", "x\u0085y\u202ez\u2066")
+        try:
+            rc, out, err = self.run_cli("--json", "status", ID3)
+        finally:
+            self.r.hdel("mt:{%s}" % ID3, "helo")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.isascii(), [c for c in out if not c.isascii()])
+        self.assertIn("\\u202e", out.lower())
+        self.assertIn("\\u0085", out.lower())
+        rec = json.loads(out)
+        self.assertEqual(rec["helo"], "x\u0085y\u202ez\u2066")
+        self.assertEqual(rec["city"], "Z\u00fcrich\u202e")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
