@@ -223,7 +223,7 @@ mt_spool_names_free(char **names, size_t n)
 	free(names);
 }
 
-/* Whole file into a malloc'd buffer; -1 corrupt, -2 unreadable. */
+/* Whole file into a malloc'd buffer; -1 damaged, -2 out of memory. */
 static int
 read_file(int fd, char **buf, size_t *len, char *err, size_t errlen)
 {
@@ -233,7 +233,7 @@ read_file(int fd, char **buf, size_t *len, char *err, size_t errlen)
 
 	if (fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
-		return -2;
+		return -1;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    (uint64_t)st.st_size > SPOOL_FILE_MAX) {
@@ -258,7 +258,7 @@ read_file(int fd, char **buf, size_t *len, char *err, size_t errlen)
 		    : "file shrank");
 		free(*buf);
 		*buf = NULL;
-		return -2;
+		return -1;	/* written whole and renamed: this is damage */
 	}
 	*len = got;
 	return 0;
@@ -276,9 +276,13 @@ mt_spool_read(struct mt_spool *sp, const char *name, struct mt_record *r,
 	fd = openat(sp->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
 	    O_NONBLOCK);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		/* a symlink or a FIFO planted here is damage, not a hiccup */
-		return errno == ELOOP ? -1 : -2;
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		/*
+		 * Gone: another replayer took it. Anything else (a planted
+		 * symlink, a file we may not read) will not heal by waiting,
+		 * and waiting would keep every later record in the spool.
+		 */
+		return errno == ENOENT ? -3 : -1;
 	}
 	rc = read_file(fd, &buf, &len, err, errlen);
 	close(fd);

@@ -31,8 +31,9 @@ int mt_spool_list(struct mt_spool *sp, char ***names, size_t *n);
 void mt_spool_names_free(char **names, size_t n);
 
 /*
- * Reads and parses one file. 0 ok; -1 the file is corrupt (reason in err);
- * -2 it could not be read (gone, I/O error), try again later.
+ * Reads and parses one file. 0 ok; -1 the file is damaged: corrupt,
+ * unreadable or not a plain file (reason in err), to be quarantined;
+ * -2 out of memory, try again later; -3 it is gone (replayed elsewhere).
  */
 int mt_spool_read(struct mt_spool *sp, const char *name,
     struct mt_record *r, char *err, size_t errlen);

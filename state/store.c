@@ -499,6 +499,8 @@ replay_one(struct mt_store *st, const char *name)
 		quarantine(st, name, why);
 		return 1;
 	}
+	if (rc == -3)
+		return 1;	/* another replayer stored it */
 	if (rc != 0)
 		return 0;
 	res = store_write(st, &r, 1, why, sizeof(why));
