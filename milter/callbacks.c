@@ -15,31 +15,19 @@
 #include "../common/clock.h"
 #include "../common/cidr.h"
 #include "../common/log.h"
+#include "../common/mthdr.h"
 #include "../common/text.h"
 #include "../common/trackid.h"
 #include "milter.h"
 #include "path.h"
 #include "receipt.h"
 
-#define HDR_ID "X-Mailtrail-ID"
-#define HDR_SENDER "X-Mailtrail-Sender"
-#define HDR_HOP "X-Mailtrail-Hop"
-#define HDR_PREFIX "X-Mailtrail-"
+#define HDR_ID MT_MTHDR_ID_HEADER
+#define HDR_SENDER MT_MTHDR_SENDER_HEADER
+#define HDR_HOP MT_MTHDR_HOP_HEADER
 #define ADDR_MAX 1024		/* longest address we keep */
 #define RCPT_KEEP 10000		/* recipients kept per record; all counted */
 #define NAME_MAX_LEN 512
-/*
- * X-Mailtrail-* headers from a client that is not a site MTA are all
- * removed. Past these bounds a message is refused: no sender has a reason
- * to send so many, and removing each costs Postfix a header scan.
- */
-#define FOREIGN_NAMES_MAX 32	/* distinct unknown X-Mailtrail-* names */
-#define FOREIGN_HDRS_MAX 1000	/* X-Mailtrail-* headers of any name */
-
-struct foreign_name {
-	char *name;
-	int count;
-};
 
 struct mt_msg {
 	char *mctx_sender_raw;		/* MAIL FROM argument as given */
@@ -48,10 +36,7 @@ struct mt_msg {
 	char **mctx_rcpt;
 	size_t mctx_nrcpt, mctx_rcpt_cap, mctx_rcpt_total;
 	char *mctx_msgid;
-	int mctx_n_id, mctx_n_sender, mctx_n_hop, mctx_n_mt;
-	struct foreign_name mctx_other[FOREIGN_NAMES_MAX]; /* other X-Mailtrail-* */
-	size_t mctx_n_other;
-	int mctx_too_many;		/* over a FOREIGN_* bound: refuse */
+	struct mt_mthdr_seen mctx_mt;	/* X-Mailtrail-* headers by name */
 	int mctx_kept_index;		/* 1-based X-Mailtrail-ID kept, or 0 */
 	char mctx_kept_id[MT_ID_SIZE];
 	uint64_t mctx_size;
@@ -113,8 +98,7 @@ msg_free(struct mt_msg *m)
 		free(m->mctx_rcpt[i]);
 	free(m->mctx_rcpt);
 	free(m->mctx_msgid);
-	for (size_t i = 0; i < m->mctx_n_other; i++)
-		free(m->mctx_other[i].name);
+	mt_mthdr_free(&m->mctx_mt);
 	mt_path_free(&m->mctx_path);
 	mt_receipt_free(&m->mctx_receipt);
 	free(m);
@@ -276,66 +260,19 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 static void
 note_id_header(struct mt_conn *c, struct mt_msg *m, const char *value)
 {
-	m->mctx_n_id++;
 	/* Only the site's own mailtrail MTAs may hand us an ID to keep. */
 	if (m->mctx_kept_index != 0 || !c->cctx_site)
 		return;
 	if (mt_id_verify(c->cctx_cfg->secret, c->cctx_cfg->secret_len, value,
 	    strlen(value), m->mctx_kept_id))
-		m->mctx_kept_index = m->mctx_n_id;
+		m->mctx_kept_index = m->mctx_mt.n_id;
 }
 
-/* Counts an X-Mailtrail-* header of a name mailtrail does not write. */
+/* Headers that are not X-Mailtrail-*: Received: and Message-ID. */
 static void
-note_other_header(struct mt_msg *m, const char *name)
+note_other_header(struct mt_msg *m, const char *name, const char *value)
 {
-	size_t i;
-
-	for (i = 0; i < m->mctx_n_other; i++)
-		if (strcasecmp(m->mctx_other[i].name, name) == 0) {
-			m->mctx_other[i].count++;
-			return;
-		}
-	if (i == FOREIGN_NAMES_MAX ||
-	    (m->mctx_other[i].name = strndup(name, NAME_MAX_LEN)) == NULL) {
-		m->mctx_too_many = 1;
-		return;
-	}
-	m->mctx_other[i].count = 1;
-	m->mctx_n_other++;
-}
-
-static void
-note_mailtrail_header(struct mt_conn *c, struct mt_msg *m, const char *name,
-    const char *value)
-{
-	if (++m->mctx_n_mt > FOREIGN_HDRS_MAX && !c->cctx_site)
-		m->mctx_too_many = 1;
-	if (strcasecmp(name, HDR_ID) == 0)
-		note_id_header(c, m, value);
-	else if (strcasecmp(name, HDR_SENDER) == 0)
-		m->mctx_n_sender++;
-	else if (strcasecmp(name, HDR_HOP) == 0) {
-		m->mctx_n_hop++;
-		/* Only hops our own MTAs stamped are part of the path. */
-		if (c->cctx_site)
-			mt_path_note_hop(&m->mctx_path, value);
-	} else
-		note_other_header(m, name);
-}
-
-static sfsistat
-cb_header(SMFICTX *ctx, char *name, char *value)
-{
-	struct mt_conn *c = conn_of(ctx);
-	struct mt_msg *m = c ? c->cctx_msg : NULL;
-
-	if (m == NULL)
-		return next(c, SMFIP_NR_HDR);
-	m->mctx_size += strlen(name) + strlen(value) + 4;
-	if (strncasecmp(name, HDR_PREFIX, sizeof(HDR_PREFIX) - 1) == 0)
-		note_mailtrail_header(c, m, name, value);
-	else if (strcasecmp(name, "Received") == 0) {
+	if (strcasecmp(name, "Received") == 0) {
 		mt_path_note_received(&m->mctx_path, value);
 	} else if (strcasecmp(name, "Message-ID") == 0 && m->mctx_msgid == NULL) {
 		char buf[MT_HDR_LINE_MAX];
@@ -348,6 +285,32 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 		}
 		if (*p)
 			m->mctx_msgid = strdup(p);
+	}
+}
+
+static sfsistat
+cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct mt_conn *c = conn_of(ctx);
+	struct mt_msg *m = c ? c->cctx_msg : NULL;
+
+	if (m == NULL)
+		return next(c, SMFIP_NR_HDR);
+	m->mctx_size += strlen(name) + strlen(value) + 4;
+	switch (mt_mthdr_note(&m->mctx_mt, name)) {
+	case MT_MTHDR_ID:
+		note_id_header(c, m, value);
+		break;
+	case MT_MTHDR_HOP:
+		/* Only hops our own MTAs stamped are part of the path. */
+		if (c->cctx_site)
+			mt_path_note_hop(&m->mctx_path, value);
+		break;
+	case MT_MTHDR_NONE:
+		note_other_header(m, name, value);
+		break;
+	default:
+		break;
 	}
 	/* Read receipts (receipt.c): Content-Type, Disposition-Notification-To. */
 	mt_receipt_header(&m->mctx_receipt, name, value);
@@ -419,15 +382,15 @@ edit_headers(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
     size_t first_new, size_t nhops)
 {
 	int kept = m->mctx_kept_index;
-	int keep_sender = (kept && m->mctx_n_sender > 0) ? 1 : 0;
+	int keep_sender = (kept && m->mctx_mt.n_sender > 0) ? 1 : 0;
 
-	strip_headers(ctx, HDR_ID, m->mctx_n_id, kept);
-	strip_headers(ctx, HDR_SENDER, m->mctx_n_sender, keep_sender);
+	strip_headers(ctx, HDR_ID, m->mctx_mt.n_id, kept);
+	strip_headers(ctx, HDR_SENDER, m->mctx_mt.n_sender, keep_sender);
 	if (!c->cctx_site) {
-		strip_headers(ctx, HDR_HOP, m->mctx_n_hop, 0);
-		for (size_t i = 0; i < m->mctx_n_other; i++)
-			strip_headers(ctx, m->mctx_other[i].name,
-			    m->mctx_other[i].count, 0);
+		strip_headers(ctx, HDR_HOP, m->mctx_mt.n_hop, 0);
+		for (size_t i = 0; i < m->mctx_mt.n_other; i++)
+			strip_headers(ctx, m->mctx_mt.other[i].name,
+			    m->mctx_mt.other[i].count, 0);
 	}
 	if (hops)
 		stamp_hops(ctx, hops, first_new, nhops);
@@ -547,13 +510,14 @@ track(const struct mt_conn *c, const struct mt_msg *m, struct mt_record *r,
 	return -1;
 }
 
-/* Over a FOREIGN_* bound: a clear refusal rather than a partial strip. */
+/* Over an mthdr bound: a clear refusal rather than a partial strip. */
 static sfsistat
 refuse_flood(SMFICTX *ctx, struct mt_conn *c, const char *qid)
 {
-	mt_log(LOG_NOTICE, "%s: reject: more than %d X-Mailtrail-* headers or "
-	    "%d distinct X-Mailtrail-* names from %s[%s]", qid,
-	    FOREIGN_HDRS_MAX, FOREIGN_NAMES_MAX, c->cctx_name, c->cctx_ip);
+	mt_log(LOG_NOTICE, "%s: reject: more than %d X-Mailtrail-* headers, "
+	    "%d distinct X-Mailtrail-* names or a name over %d bytes from "
+	    "%s[%s]", qid, MT_MTHDR_TOTAL_MAX, MT_MTHDR_NAMES_MAX,
+	    MT_MTHDR_NAME_LEN, c->cctx_name, c->cctx_ip);
 	smfi_setreply(ctx, (char *)"550", (char *)"5.7.1",
 	    (char *)"too many X-Mailtrail-* header fields");
 	msg_free(c->cctx_msg);
@@ -580,7 +544,7 @@ cb_eom(SMFICTX *ctx)
 		return SMFIS_CONTINUE;
 	mt_text_header(qidbuf, sizeof(qidbuf), qid ? qid : "NOQUEUE",
 	    qid ? strlen(qid) : 7);
-	if (m->mctx_too_many)
+	if (m->mctx_mt.over && !c->cctx_site)
 		return refuse_flood(ctx, c, qidbuf);
 	/* A site user: a SASL login, or a host of ours that is no relay. */
 	site_user = !m->mctx_kept_index && (m->mctx_auth != NULL ||
