@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 import redis
 
@@ -868,3 +869,23 @@ def events(rc, tid, prefix="mt:"):
 
 def id_from_hdr(value):
     return value.strip() if value is not None else None
+
+
+class SharedSetupCase(unittest.TestCase):
+    """
+    A test against one module's shared Redis, sink, milter and Postfix:
+    subclasses set `shared` to the module's dict of them.
+    """
+    maxDiff = None
+    shared = None
+
+    def setUp(self):
+        self.redis = self.shared["redis"]
+        self.rc = self.redis.client()
+        self.sink = self.shared["sink"]
+        self.milter = self.shared["milter"]
+        self.postfix = self.shared["postfix"]
+
+    def subject(self, tag):
+        """A subject no other test sends: the test's name, tag and a clock."""
+        return "%s %s %d" % (self.id().rsplit(".", 1)[-1], tag, time.monotonic_ns())

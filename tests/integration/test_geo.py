@@ -73,17 +73,8 @@ def hops_of(msg):
     return [fields(v) for v in msg.header_values("X-Mailtrail-Hop")]
 
 
-class GeoCase(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.rc = shared["redis"].client()
-        self.sink = shared["sink"]
-        self.milter = shared["milter"]
-        self.postfix = shared["postfix"]
-
-    def subject(self, tag):
-        return "%s %s %d" % (self.id().rsplit(".", 1)[-1], tag, time.monotonic_ns())
+class GeoCase(h.SharedSetupCase):
+    shared = shared
 
     def send(self, subject, received=(), sender="alice@client.test", xclient=None,
              port=None, extra=()):

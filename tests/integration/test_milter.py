@@ -48,18 +48,8 @@ def tearDownModule():
 assert_clean_stop = h.assert_clean_stop
 
 
-class MilterCase(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.redis = shared["redis"]
-        self.rc = self.redis.client()
-        self.sink = shared["sink"]
-        self.milter = shared["milter"]
-        self.postfix = shared["postfix"]
-
-    def subject(self, tag):
-        return "%s %s %d" % (self.id().rsplit(".", 1)[-1], tag, time.monotonic_ns())
+class MilterCase(h.SharedSetupCase):
+    shared = shared
 
     def send(self, sender, rcpts, subject, port=None, extra_headers=(), **kw):
         data = h.make_message(sender or "mailer-daemon@client.test", ", ".join(rcpts),

@@ -61,17 +61,8 @@ def snapshot(rc, tid, qid):
     return {k: raw.dump(k) for k in keys}
 
 
-class TrustCase(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.rc = shared["redis"].client()
-        self.sink = shared["sink"]
-        self.postfix = shared["postfix"]
-        self.milter = shared["milter"]
-
-    def subject(self, tag):
-        return "%s %s %d" % (self.id().rsplit(".", 1)[-1], tag, time.monotonic_ns())
+class TrustCase(h.SharedSetupCase):
+    shared = shared
 
     def send(self, sender, rcpts, subject, extra_headers=(), xclient=None, msgid=None):
         data = h.make_message(sender, ", ".join(rcpts), subject,
