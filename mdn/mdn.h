@@ -12,6 +12,9 @@
 #define MT_MDN_MAX (1024 * 1024)	/* larger bodies are not parsed */
 #define MT_MDN_ADDR_MAX 512
 #define MT_MDN_FIELD_MAX 256
+#define MT_MDN_MAX_PARTS 256	/* MIME parts (boundary or Content-Type
+				 * lines) in one report; more: refused */
+#define MT_MDN_MAX_DEPTH 16	/* nesting of multiparts and messages */
 
 struct mt_mdn {
 	char final_rcpt[MT_MDN_ADDR_MAX];	/* Final-Recipient, normalised */

@@ -1,6 +1,7 @@
 /*
  * Read receipts as real clients send them (tests/mdn/): the recipient, the
- * original Message-ID, the disposition and the returned X-Mailtrail-ID.
+ * original Message-ID, the disposition and the returned X-Mailtrail-ID;
+ * and reports too big in parts or nesting.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -130,6 +131,71 @@ ordinary_mail_is_not_a_report(void **state)
 	assert_false(mt_mdn_is_report("text/plain"));
 }
 
+static void
+forged_original_recipient_is_only_reported(void **state)
+{
+	const char msg[] = "Content-Type: multipart/report; "
+	    "report-type=disposition-notification; boundary=b\r\n\r\n"
+	    "--b\r\nContent-Type: message/disposition-notification\r\n\r\n"
+	    "Final-Recipient: rfc822; nobody@evil.example\r\n"
+	    "Original-Recipient: rfc822; carol@rcpt.test\r\n"
+	    "Original-Message-ID: <victim@client.test>\r\n"
+	    "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
+	    "\r\n--b--\r\n";
+	struct mt_mdn m;
+	char err[256];
+
+	assert_int_equal(mt_mdn_parse(msg, sizeof(msg) - 1, &m, err,
+	    sizeof(err)), 1);
+	assert_string_equal(m.final_rcpt, "nobody@evil.example");
+	assert_string_equal(m.orig_rcpt, "carol@rcpt.test");
+}
+
+/* A report whose body holds n parts, each nested in the one before. */
+static char *
+nested_report(int n, int nested, size_t *len)
+{
+	size_t cap = 200 + (size_t)n * 120, off;
+	char *buf = malloc(cap);
+
+	off = (size_t)snprintf(buf, cap, "Content-Type: multipart/report; "
+	    "report-type=disposition-notification; boundary=b0\r\n\r\n");
+	for (int i = 1; i <= n; i++)
+		off += (size_t)snprintf(buf + off, cap - off, nested ?
+		    "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n"
+		    "\r\n" : "--b0\r\nContent-Type: text/plain\r\n\r\nx\r\n",
+		    i - 1, i);
+	off += (size_t)snprintf(buf + off, cap - off, "--b0--\r\n");
+	*len = off;
+	return buf;
+}
+
+static void
+reports_with_too_many_parts_are_refused(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+	size_t len;
+	char *msg = nested_report(20000, 0, &len);
+
+	assert_int_equal(mt_mdn_parse(msg, len, &m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "more than 256 MIME parts"));
+	free(msg);
+}
+
+static void
+reports_nested_too_deep_are_refused(void **state)
+{
+	struct mt_mdn m;
+	char err[256];
+	size_t len;
+	char *msg = nested_report(40, 1, &len);
+
+	assert_int_equal(mt_mdn_parse(msg, len, &m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nested deeper than 16"));
+	free(msg);
+}
+
 static int
 setup(void **state)
 {
@@ -154,6 +220,9 @@ main(void)
 		cmocka_unit_test(rfc8098_examples_displayed_and_deleted),
 		cmocka_unit_test(malformed_reports_are_refused_with_a_reason),
 		cmocka_unit_test(ordinary_mail_is_not_a_report),
+		cmocka_unit_test(forged_original_recipient_is_only_reported),
+		cmocka_unit_test(reports_with_too_many_parts_are_refused),
+		cmocka_unit_test(reports_nested_too_deep_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
