@@ -1,7 +1,8 @@
 /*
  * Read receipts as real clients send them (tests/mdn/): the recipient, the
  * original Message-ID, the disposition and the returned X-Mailtrail-ID;
- * and reports too big in parts or nesting.
+ * reports too big in parts or nesting; and Authentication-Results as
+ * verifiers write them, with the alignment rule.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -197,6 +198,101 @@ reports_nested_too_deep_are_refused(void **state)
 }
 
 static int
+ar(const char *v, struct mt_authres *a)
+{
+	return mt_authres_parse(v, strlen(v), a);
+}
+
+static void
+authres_opendkim_pass_with_comment(void **state)
+{
+	struct mt_authres a;
+
+	assert_int_equal(ar("verify.mdn.test;\r\n\tdkim=pass (1024-bit key; "
+	    "unprotected) header.d=Rcpt.Test header.i=@rcpt.test "
+	    "header.a=rsa-sha256 header.s=mt2026 header.b=kloHmb9I;\r\n"
+	    "\tdkim-atps=neutral", &a), 0);
+	assert_string_equal(a.ar_servid, "verify.mdn.test");
+	assert_int_equal(a.ar_npass, 2);
+	assert_string_equal(a.ar_pass[0].ap_method, "dkim");
+	assert_string_equal(a.ar_pass[0].ap_domain, "rcpt.test");
+	assert_string_equal(a.ar_pass[1].ap_domain, "rcpt.test");
+	assert_string_equal(mt_authres_vouches(&a, "rcpt.test"), "dkim");
+	assert_null(mt_authres_vouches(&a, "evil.example"));
+}
+
+static void
+authres_spf_and_failures(void **state)
+{
+	struct mt_authres a;
+
+	assert_int_equal(ar("mx.example.org 1; spf=pass "
+	    "smtp.mailfrom=\"carol@Mail.Rcpt.Test\"; dkim=fail "
+	    "reason=\"bad sig\" header.d=rcpt.test; dmarc=pass "
+	    "header.from=rcpt.test", &a), 0);
+	assert_string_equal(a.ar_servid, "mx.example.org");
+	assert_int_equal(a.ar_npass, 1);
+	assert_string_equal(a.ar_pass[0].ap_method, "spf");
+	assert_string_equal(a.ar_pass[0].ap_domain, "mail.rcpt.test");
+	assert_string_equal(mt_authres_vouches(&a, "rcpt.test"), "spf");
+	assert_int_equal(ar("mx.example.org; none", &a), 0);
+	assert_int_equal(a.ar_npass, 0);
+	assert_int_equal(ar("mx.example.org; dkim=none; dkim-atps=neutral",
+	    &a), 0);
+	assert_int_equal(a.ar_npass, 0);
+}
+
+static void
+authres_unreadable_is_refused_whole(void **state)
+{
+	struct mt_authres a;
+	char big[MT_AR_VALUE_MAX + 64];
+
+	assert_int_equal(ar("", &a), -1);
+	assert_int_equal(ar("mx.example.org", &a), -1);
+	assert_int_equal(ar("mx.example.org; dkim", &a), -1);
+	assert_int_equal(ar("mx.example.org; dkim=pass (unterminated "
+	    "header.d=rcpt.test", &a), -1);
+	assert_int_equal(ar("mx.example.org; dkim=pass header.d=\"rcpt.test",
+	    &a), -1);
+	assert_int_equal(ar("mx.example.org; dkim=pass header.d=x\x01y", &a),
+	    -1);
+	assert_int_equal(ar("mx.example.org; dkim=pass ((((((((((deep))))))"
+	    "))))) header.d=rcpt.test", &a), -1);
+	assert_string_equal(a.ar_servid, "");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "mx; dkim=pass header.d=", 23);
+	assert_int_equal(ar(big, &a), -1);
+}
+
+static void
+authres_unusable_domains_are_not_kept(void **state)
+{
+	struct mt_authres a;
+
+	assert_int_equal(ar("mx; dkim=pass header.d=rc..pt.test; "
+	    "dkim=pass header.d=.rcpt.test; spf=pass smtp.mailfrom=carol@; "
+	    "spf=pass smtp.helo=rcpt.test", &a), 0);
+	assert_int_equal(a.ar_npass, 0);
+}
+
+static void
+alignment_is_relaxed_but_never_a_bare_tld(void **state)
+{
+	assert_true(mt_domains_aligned("rcpt.test", "rcpt.test"));
+	assert_true(mt_domains_aligned("RCPT.test", "rcpt.TEST"));
+	assert_true(mt_domains_aligned("mail.rcpt.test", "rcpt.test"));
+	assert_true(mt_domains_aligned("rcpt.test", "a.b.rcpt.test"));
+	assert_false(mt_domains_aligned("test", "rcpt.test"));
+	assert_false(mt_domains_aligned("test", "test"));
+	assert_false(mt_domains_aligned("evilrcpt.test", "rcpt.test"));
+	assert_false(mt_domains_aligned("rcpt.test.evil", "rcpt.test"));
+	assert_false(mt_domains_aligned("evil.example", "rcpt.test"));
+	assert_false(mt_domains_aligned("", "rcpt.test"));
+}
+
+static int
 setup(void **state)
 {
 	mt_mdn_init();
@@ -223,6 +319,11 @@ main(void)
 		cmocka_unit_test(forged_original_recipient_is_only_reported),
 		cmocka_unit_test(reports_with_too_many_parts_are_refused),
 		cmocka_unit_test(reports_nested_too_deep_are_refused),
+		cmocka_unit_test(authres_opendkim_pass_with_comment),
+		cmocka_unit_test(authres_spf_and_failures),
+		cmocka_unit_test(authres_unreadable_is_refused_whole),
+		cmocka_unit_test(authres_unusable_domains_are_not_kept),
+		cmocka_unit_test(alignment_is_relaxed_but_never_a_bare_tld),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
