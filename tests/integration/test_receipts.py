@@ -262,6 +262,12 @@ class ReadReceipts(unittest.TestCase):
         self.assert_unverified_only(tid, "nobody@evil.example",
                                     "unauthenticated")
         self.assertEqual(self.reads(tid)[0]["orig_rcpt"], "carol@rcpt.test")
+        r = ds.cli(self.milter.conf, "trace", tid)
+        self.assertRegex(r.stdout, r"MDN\s+rcpt=nobody@evil\.example\b.*"
+                         r"\bverified=no why=unauthenticated\b")
+        r = ds.cli(self.milter.conf, "--json", "status", tid)
+        self.assertEqual(json.loads(r.stdout)["recipients"]["carol@rcpt.test"],
+                         "queued")
         self.carol_reads_for_real(tid, msgid)
 
     def test_signed_outsider_cannot_use_original_recipient(self):
