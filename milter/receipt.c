@@ -129,8 +129,12 @@ trusted_authserv_id(const struct mt_config *cfg, const char *id)
  * own Received: headers, so "above our Received:" cannot be tested), and
  * any copy the sender wrote below it. A forged copy with our authserv-id
  * is therefore never first while the verifier always adds its own
- * (OpenDKIM: AlwaysAddARHeader), and RFC 8601 section 5 has the verifier
- * remove such copies anyway (OpenDKIM does by default).
+ * (OpenDKIM: AlwaysAddARHeader yes), or removes every such copy (RFC 8601
+ * section 5). Nothing in the message can stand in for that: OpenDKIM by
+ * default removes only copies that carry a DKIM result, so without
+ * AlwaysAddARHeader a forged spf=pass copy on an unsigned message is
+ * first, and it writes no result at all for some malformed signatures
+ * (e.g. t=abc), so even "a DKIM-Signature was present" proves nothing.
  */
 static void
 authenticate(const struct mt_receipt *r, const struct mt_config *cfg,
