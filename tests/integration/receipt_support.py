@@ -9,7 +9,6 @@ Builds on harness.py and route_support.py without changing them.
 
 import os
 import re
-import socket
 import subprocess
 
 import dkim
@@ -54,14 +53,6 @@ class DkimKey:
         return sig.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + message
 
 
-def free_tcp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class OpenDkim(harness.Daemon):
     """opendkim -f in verify mode on 127.0.0.1:PORT, resolving through dns."""
     name = "opendkim"
@@ -69,7 +60,7 @@ class OpenDkim(harness.Daemon):
     def __init__(self, dns, authserv_id, extra=None):
         self.binary = "/usr/sbin/opendkim"
         self.dir = harness.make_workdir("opendkim")
-        self.port = free_tcp_port()
+        self.port = harness.free_port()
         self.conf = os.path.join(self.dir, "opendkim.conf")
         self.log_path = os.path.join(self.dir, "opendkim.log")
         self.authserv_id = authserv_id

@@ -14,7 +14,6 @@ marks her `read`.
 
 import json
 import os
-import re
 import time
 import unittest
 
