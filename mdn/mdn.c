@@ -237,6 +237,56 @@ walk_report(GMimeMultipart *mp, struct mt_mdn *out, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * An upper bound on the MIME parts, counted before GMime sees the bytes:
+ * every part starts at a "--boundary" line or is declared by a
+ * Content-Type line (message/rfc822 nests without boundaries). A report
+ * has a handful; a crafted one with thousands costs GMime objects and
+ * recursion, so it is refused after this one linear pass.
+ */
+static int
+too_many_parts(const char *msg, size_t len)
+{
+	const char *p = msg, *end = msg + len, *nl;
+	size_t n = 0;
+
+	while (p < end) {
+		if (((size_t)(end - p) >= 2 && p[0] == '-' && p[1] == '-') ||
+		    ((size_t)(end - p) >= 12 && strncasecmp(p, "Content-Type",
+		    12) == 0)) {
+			if (++n > MT_MDN_MAX_PARTS)
+				return 1;
+		}
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/* The nesting below o (multiparts and messages), stopping past the cap. */
+static int
+nesting(GMimeObject *o, int depth)
+{
+	GMimeMessage *m;
+	int deepest = depth, d;
+
+	if (o == NULL || depth > MT_MDN_MAX_DEPTH)
+		return depth;
+	if (GMIME_IS_MULTIPART(o)) {
+		for (int i = 0; i < g_mime_multipart_get_count(
+		    GMIME_MULTIPART(o)) && deepest <= MT_MDN_MAX_DEPTH; i++) {
+			d = nesting(g_mime_multipart_get_part(GMIME_MULTIPART(o),
+			    i), depth + 1);
+			if (d > deepest)
+				deepest = d;
+		}
+	} else if (GMIME_IS_MESSAGE_PART(o) && (m =
+	    g_mime_message_part_get_message(GMIME_MESSAGE_PART(o))) != NULL)
+		deepest = nesting(g_mime_message_get_mime_part(m), depth + 1);
+	return deepest;
+}
+
 int
 mt_mdn_parse(const char *msg, size_t len, struct mt_mdn *out, char *err,
     size_t errlen)
@@ -253,13 +303,24 @@ mt_mdn_parse(const char *msg, size_t len, struct mt_mdn *out, char *err,
 		snprintf(err, errlen, "report larger than %d bytes", MT_MDN_MAX);
 		return -1;
 	}
+	if (too_many_parts(msg, len)) {
+		snprintf(err, errlen, "report with more than %d MIME parts",
+		    MT_MDN_MAX_PARTS);
+		return -1;
+	}
 	s = g_mime_stream_mem_new_with_buffer(msg, len);
 	p = g_mime_parser_new_with_stream(s);
 	m = g_mime_parser_construct_message(p, NULL);
 	if (m != NULL && (body = g_mime_message_get_mime_part(m)) != NULL &&
 	    GMIME_IS_MULTIPART(body) &&
-	    report_type_is_mdn(g_mime_object_get_content_type(body)))
-		rc = walk_report(GMIME_MULTIPART(body), out, err, errlen);
+	    report_type_is_mdn(g_mime_object_get_content_type(body))) {
+		if (nesting(body, 1) > MT_MDN_MAX_DEPTH) {
+			snprintf(err, errlen, "report nested deeper than %d "
+			    "levels", MT_MDN_MAX_DEPTH);
+			rc = -1;
+		} else
+			rc = walk_report(GMIME_MULTIPART(body), out, err, errlen);
+	}
 	if (m != NULL)
 		g_object_unref(m);
 	g_object_unref(p);

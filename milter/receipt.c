@@ -2,9 +2,11 @@
  * Read receipts through the milter. The MDN itself is delivered as usual;
  * here we only learn from it: which tracked message (a verified
  * X-Mailtrail-ID in the returned headers, else Original-Message-ID), which
- * recipient (Final-Recipient, else Original-Recipient, and it must be a
- * recipient of that message), and what happened (displayed -> READ,
- * deleted -> DELETE, anything else -> MDN event).
+ * recipient (Final-Recipient only, and it must be a recipient of that
+ * message), whether the receipt is authenticated (a site user's
+ * submission, or our verifier's Authentication-Results aligned with the
+ * Final-Recipient domain), and what happened (displayed -> READ, deleted
+ * -> DELETE, anything else, or anything unauthenticated -> MDN event).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,9 @@ mt_receipt_header(struct mt_receipt *r, const char *name, const char *value)
 {
 	if (strcasecmp(name, "Disposition-Notification-To") == 0)
 		r->rcp_has_dnt = 1;
+	else if (strcasecmp(name, "Authentication-Results") == 0 &&
+	    r->rcp_n_authres++ == 0)
+		r->rcp_authres = strndup(value, MT_AR_VALUE_MAX + 1);
 	else if (strcasecmp(name, "Content-Type") == 0 && r->rcp_ct == NULL &&
 	    mt_mdn_is_report(value))
 		r->rcp_ct = strndup(value, 4096);
@@ -72,6 +77,7 @@ mt_receipt_free(struct mt_receipt *r)
 {
 	free(r->rcp_ct);
 	free(r->rcp_body);
+	free(r->rcp_authres);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -99,8 +105,61 @@ find_message(const struct mt_config *cfg, struct mt_events *ev,
 	return id[0] != '\0';
 }
 
+/* May the receipt change a status: how it was authenticated, or why not. */
+struct verdict {
+	const char *v_how;	/* "submission", "dkim", "spf"; NULL: not */
+	const char *v_why;	/* when v_how is NULL */
+};
+
+static int
+trusted_authserv_id(const struct mt_config *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_authserv_ids; i++)
+		if (strcasecmp(cfg->authserv_ids[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Only the first Authentication-Results is read. Measured with OpenDKIM
+ * in front of mailtrail in smtpd_milters (tests/integration/
+ * test_receipts.py): Postfix hands the next milter the headers as the
+ * verifier left them, the verifier's header first (inserted at the top,
+ * above every header the client sent; Postfix shows milters none of its
+ * own Received: headers, so "above our Received:" cannot be tested), and
+ * any copy the sender wrote below it. A forged copy with our authserv-id
+ * is therefore never first while the verifier always adds its own
+ * (OpenDKIM: AlwaysAddARHeader yes), or removes every such copy (RFC 8601
+ * section 5). Nothing in the message can stand in for that: OpenDKIM by
+ * default removes only copies that carry a DKIM result, so without
+ * AlwaysAddARHeader a forged spf=pass copy on an unsigned message is
+ * first, and it writes no result at all for some malformed signatures
+ * (e.g. t=abc), so even "a DKIM-Signature was present" proves nothing.
+ */
+static void
+authenticate(const struct mt_receipt *r, const struct mt_config *cfg,
+    int submission, const struct mt_mdn *m, struct verdict *v)
+{
+	const char *domain = strrchr(m->final_rcpt, '@');
+	struct mt_authres ar;
+
+	v->v_how = NULL;
+	v->v_why = "unauthenticated";
+	if (submission) {
+		v->v_how = "submission";
+		return;
+	}
+	if (r->rcp_authres == NULL || domain == NULL ||
+	    mt_authres_parse(r->rcp_authres, strlen(r->rcp_authres), &ar) < 0 ||
+	    !trusted_authserv_id(cfg, ar.ar_servid) || ar.ar_npass == 0)
+		return;
+	if ((v->v_how = mt_authres_vouches(&ar, domain + 1)) == NULL)
+		v->v_why = "not-aligned";
+}
+
 static char *
-event_json(const struct mt_mdn *m, const char *name, const char *qid)
+event_json(const struct mt_mdn *m, const char *name, const char *qid,
+    const struct verdict *v)
 {
 	struct timeval tv;
 	json_t *o = json_object();
@@ -119,6 +178,12 @@ event_json(const struct mt_mdn *m, const char *name, const char *qid)
 	if (m->orig_msgid[0])
 		json_object_set_new(o, "msgid", json_string(m->orig_msgid));
 	json_object_set_new(o, "via", json_string("mdn"));
+	if (v->v_how != NULL)
+		json_object_set_new(o, "auth", json_string(v->v_how));
+	else {
+		json_object_set_new(o, "verified", json_string("no"));
+		json_object_set_new(o, "why", json_string(v->v_why));
+	}
 	json_object_set_new(o, "qid", json_string(qid));
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
@@ -138,13 +203,21 @@ result_text(enum mt_event_result r)
 	}
 }
 
-/* Matches a parsed MDN and applies it; logs the outcome. */
+/*
+ * Matches a parsed MDN and applies it; logs the outcome. An
+ * unauthenticated one is only an MDN event: no status, any claimed
+ * recipient, and no fingerprint, so it never uses up the recipient's one
+ * READ before the genuine receipt arrives.
+ */
 static void
 apply_mdn(const struct mt_config *cfg, struct mt_events *ev,
-    const struct mt_mdn *m, const char *qid)
+    const struct mt_mdn *m, const char *qid, const struct verdict *v)
 {
 	char id[MT_EVENTS_ID_MAX + 1] = "", err[256] = "", fp[33], tag[64];
-	const char *name = strcmp(m->type, "displayed") == 0 ? "READ"
+	char how[64];
+	const int verified = v->v_how != NULL;
+	const char *name = !verified ? "MDN"
+	    : strcmp(m->type, "displayed") == 0 ? "READ"
 	    : strcmp(m->type, "deleted") == 0 ? "DELETE" : "MDN";
 	struct mt_event e;
 	enum mt_event_result res = MT_EV_FAILED;
@@ -173,25 +246,32 @@ apply_mdn(const struct mt_config *cfg, struct mt_events *ev,
 	snprintf(tag, sizeof(tag), "%s:%s", name, m->type);
 	mt_events_once_per_rcpt(strcmp(name, "MDN") ? name : tag,
 	    m->final_rcpt, fp);
-	json = event_json(m, name, qid);
+	json = event_json(m, name, qid, v);
+	/* Original-Recipient never picks the recipient: a sender names it. */
 	e = (struct mt_event){ .id = id, .ev = name, .rcpt = m->final_rcpt,
-	    .alt_rcpt = m->orig_rcpt,
 	    .status = strcmp(name, "READ") == 0 ? "read" : NULL,
-	    .only_known = 1, .fingerprint = fp, .json = json ? json : "{}" };
+	    .only_known = verified, .fingerprint = verified ? fp : NULL,
+	    .json = json ? json : "{}" };
 	if (mt_events_apply(ev, c, &e, 1, &res, err, sizeof(err)) != 0)
 		res = MT_EV_FAILED;
 	mt_events_put(ev, c);
 	free(json);
+	if (verified)
+		snprintf(how, sizeof(how), "auth=%s", v->v_how);
+	else
+		snprintf(how, sizeof(how), "verified=no (%s)", v->v_why);
 	mt_log(res == MT_EV_FAILED || res == MT_EV_NOT_RECIPIENT ? LOG_WARNING
 	    : LOG_INFO, "%s: read receipt: id=%s, rcpt=<%s>, disposition=%s, "
-	    "%s%s%s", qid, id, m->final_rcpt, m->type, result_text(res),
-	    res == MT_EV_FAILED ? ": " : "", res == MT_EV_FAILED ? err : "");
+	    "%s, %s%s%s", qid, id, m->final_rcpt, m->type, how,
+	    result_text(res), res == MT_EV_FAILED ? ": " : "",
+	    res == MT_EV_FAILED ? err : "");
 }
 
 void
 mt_receipt_finish(struct mt_receipt *r, const struct mt_config *cfg,
-    struct mt_events *ev, const char *qid)
+    struct mt_events *ev, const char *qid, int submission)
 {
+	struct verdict v;
 	struct mt_mdn m;
 	char err[256], *msg;
 	size_t hlen;
@@ -217,8 +297,10 @@ mt_receipt_finish(struct mt_receipt *r, const struct mt_config *cfg,
 	if (rc < 0)
 		mt_log(LOG_NOTICE, "%s: malformed read receipt (%s); ignored",
 		    qid, err);
-	else if (rc > 0)
-		apply_mdn(cfg, ev, &m, qid);
+	else if (rc > 0) {
+		authenticate(r, cfg, submission, &m, &v);
+		apply_mdn(cfg, ev, &m, qid, &v);
+	}
 }
 
 /* RequestReadReceipt handled in callbacks.c: it needs the SMFICTX. */
