@@ -567,7 +567,8 @@ cb_eom(SMFICTX *ctx)
 	/* Read receipts: after the record, and never the message's fate. */
 	request_receipt(ctx, c, m, site_user);
 	mt_receipt_finish(&m->mctx_receipt, c->cctx_cfg,
-	    mt_runtime_of(c->cctx_cfg)->events, qidbuf, submission);
+	    mt_runtime_of(c->cctx_cfg)->events, qidbuf,
+	    site_user ? m->mctx_sender : NULL);
 	msg_free(m);
 	c->cctx_msg = NULL;
 out:

@@ -138,15 +138,23 @@ trusted_authserv_id(const struct mt_config *cfg, const char *id)
  */
 static void
 authenticate(const struct mt_receipt *r, const struct mt_config *cfg,
-    int submission, const struct mt_mdn *m, struct verdict *v)
+    const char *site_sender, const struct mt_mdn *m, struct verdict *v)
 {
 	const char *domain = strrchr(m->final_rcpt, '@');
 	struct mt_authres ar;
 
 	v->v_how = NULL;
 	v->v_why = "unauthenticated";
-	if (submission) {
-		v->v_how = "submission";
+	/*
+	 * A site user may answer for their own address only: the envelope
+	 * sender, which Postfix ties to the login where the site says so
+	 * (smtpd_sender_login_maps, local_login_sender_maps).
+	 */
+	if (site_sender != NULL) {
+		if (strcasecmp(site_sender, m->final_rcpt) == 0)
+			v->v_how = "submission";
+		else
+			v->v_why = "sender-is-not-final-recipient";
 		return;
 	}
 	if (r->rcp_authres == NULL || domain == NULL ||
@@ -269,7 +277,7 @@ apply_mdn(const struct mt_config *cfg, struct mt_events *ev,
 
 void
 mt_receipt_finish(struct mt_receipt *r, const struct mt_config *cfg,
-    struct mt_events *ev, const char *qid, int submission)
+    struct mt_events *ev, const char *qid, const char *site_sender)
 {
 	struct verdict v;
 	struct mt_mdn m;
@@ -298,7 +306,7 @@ mt_receipt_finish(struct mt_receipt *r, const struct mt_config *cfg,
 		mt_log(LOG_NOTICE, "%s: malformed read receipt (%s); ignored",
 		    qid, err);
 	else if (rc > 0) {
-		authenticate(r, cfg, submission, &m, &v);
+		authenticate(r, cfg, site_sender, &m, &v);
 		apply_mdn(cfg, ev, &m, qid, &v);
 	}
 }

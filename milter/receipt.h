@@ -37,11 +37,13 @@ void mt_receipt_body(struct mt_receipt *r, const unsigned char *chunk,
     size_t len);
 /*
  * End of message: parse, authenticate, match and record; logs what it
- * did. submission is 1 for a site user's message (InternalHosts client or
- * SASL-authenticated): such a receipt needs no Authentication-Results.
+ * did. site_sender is the envelope sender of a site user's message
+ * (InternalHosts client or SASL-authenticated), NULL for any other: a site
+ * user's receipt needs no Authentication-Results, but it speaks only for
+ * the user's own address.
  */
 void mt_receipt_finish(struct mt_receipt *r, const struct mt_config *cfg,
-    struct mt_events *ev, const char *qid, int submission);
+    struct mt_events *ev, const char *qid, const char *site_sender);
 void mt_receipt_free(struct mt_receipt *r);
 
 #endif

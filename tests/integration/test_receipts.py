@@ -346,6 +346,18 @@ class ReadReceipts(unittest.TestCase):
         self.assertEqual([(e["ev"], e["rcpt"], e["auth"]) for e in ev],
                          [("READ", "carol@rcpt.test", "submission")])
 
+    def test_a_site_user_cannot_answer_for_another_recipient(self):
+        # mallory is a site user too, but the receipt speaks for carol.
+        tid, msgid, _ = self.original()
+        self.send_receipt(None, tid, msgid, env_from="mallory@rcpt.test",
+                          raw=report("carol@rcpt.test", msgid,
+                                     from_hdr="<mallory@rcpt.test>"))
+        self.wait_receipt_line(tid, "carol@rcpt.test",
+                               "verified=no (sender-is-not-final-recipient)")
+        self.assert_unverified_only(tid, "carol@rcpt.test",
+                                    "sender-is-not-final-recipient")
+        self.carol_reads_for_real(tid, msgid)
+
     def test_report_with_20000_parts_is_refused_cheaply_and_delivered(self):
         tid, msgid, _ = self.original()
         parts = "--b\nContent-Type: text/plain\n\nx\n" * 20000
