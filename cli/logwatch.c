@@ -23,10 +23,12 @@
 #define POLL_MS 200
 #define RETRY_MS 1000
 #define BAD_SHOWN 10		/* unparsable lines quoted on stderr */
+#define FOREIGN_SHOWN 10	/* and lines from foreign syslog tags */
 #define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
 
 struct lw_counts {
 	unsigned long long lines, results, tracked, written, dup, bad, other;
+	unsigned long long ignored;	/* results from foreign syslog tags */
 };
 
 struct lw {
@@ -56,6 +58,27 @@ sleep_ms(int ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * A delivery result whose tag is no Postfix delivery program of ours: any
+ * local user can write one with logger(1), so it changes nothing. Quoted,
+ * because it may be someone's attempt to forge a status.
+ */
+static void
+note_foreign(struct lw *w, const char *line, size_t len)
+{
+	w->k.ignored++;
+	if (w->k.ignored > FOREIGN_SHOWN)
+		return;
+	fprintf(stderr, "mailtrail logwatch: warning: ignoring a delivery "
+	    "line not written by a Postfix delivery program of "
+	    "PostfixSyslogNames: ");
+	cli_print_escaped(stderr, line, len > 300 ? 300 : len);
+	fputc('\n', stderr);
+	if (w->k.ignored == FOREIGN_SHOWN)
+		fprintf(stderr, "mailtrail logwatch: further such lines are "
+		    "only counted\n");
 }
 
 static void
@@ -166,17 +189,25 @@ static void
 take_line(struct lw *w, const char *line, size_t len, int cut)
 {
 	struct mt_dlv *d = &w->dlv[w->n];
-	int r;
+	const struct mt_config *cfg = w->c->cfg;
+	enum mt_dlv_kind r;
 
 	w->k.lines++;
-	r = cut ? -1 : mt_dlv_parse(line, len, mt_clock_ms(CLOCK_REALTIME), d);
-	if (r < 0) {
+	r = cut ? MT_DLV_BAD : mt_dlv_parse(line, len,
+	    mt_clock_ms(CLOCK_REALTIME), cfg->postfix_syslog_names,
+	    cfg->n_postfix_syslog_names, d);
+	switch (r) {
+	case MT_DLV_BAD:
 		note_bad(w, line, len);
 		return;
-	}
-	if (r == 0) {
+	case MT_DLV_OTHER:
 		w->k.other++;
 		return;
+	case MT_DLV_FOREIGN:
+		note_foreign(w, line, len);
+		return;
+	case MT_DLV_RESULT:
+		break;
 	}
 	w->k.results++;
 	mt_events_fingerprint(line, len, w->fp[w->n]);
@@ -233,13 +264,15 @@ report(const struct lw *w)
 		json_object_set_new(o, "written", json_integer((json_int_t)w->k.written));
 		json_object_set_new(o, "duplicate", json_integer((json_int_t)w->k.dup));
 		json_object_set_new(o, "unparsable", json_integer((json_int_t)w->k.bad));
+		json_object_set_new(o, "ignored", json_integer((json_int_t)w->k.ignored));
 		cli_json_print(o);
 		return;
 	}
 	fprintf(stderr, "mailtrail logwatch: %llu lines, %llu delivery results, "
 	    "%llu of tracked mail, %llu events written, %llu duplicates, "
-	    "%llu unparsable\n", w->k.lines, w->k.results, w->k.tracked,
-	    w->k.written, w->k.dup, w->k.bad);
+	    "%llu unparsable, %llu ignored (not from a Postfix delivery "
+	    "program)\n", w->k.lines, w->k.results, w->k.tracked,
+	    w->k.written, w->k.dup, w->k.bad, w->k.ignored);
 }
 
 int
