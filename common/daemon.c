@@ -47,13 +47,23 @@ void
 mt_daemon_make_dir(const char *dir, mode_t mode, int have_user, uid_t uid,
     gid_t gid)
 {
+	int fd;
+
 	if (mkdir(dir, mode) < 0) {
 		if (errno != EEXIST)
 			mt_fatal("cannot create %s: %s", dir, strerror(errno));
 		return;		/* the admin's own directory: leave it be */
 	}
-	if (have_user && chown(dir, uid, gid) < 0)
+	if (!have_user)
+		return;
+	/*
+	 * Through a descriptor: if the parent is the service user's, the new
+	 * directory may already have been swapped for a symlink.
+	 */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchown(fd, uid, gid) < 0)
 		mt_fatal("cannot chown %s: %s", dir, strerror(errno));
+	close(fd);
 }
 
 void
