@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "../common/config.h"
 #include "../delivery/delivery.h"
+#include "../route/route.h"
 #include "../state/events.h"
 
 #define BATCH 512
@@ -38,6 +39,8 @@ struct lw {
 	struct mt_dlv *dlv;		/* BATCH results waiting */
 	char (*fp)[33];			/* their fingerprints */
 	size_t n;
+	char **names;			/* syslog names whose results count */
+	size_t n_names, n_own;		/* the last n_own are malloc'd */
 	off_t saved_off;		/* what the state file says */
 	ino_t saved_ino;
 	struct lw_counts k;
@@ -189,13 +192,11 @@ static void
 take_line(struct lw *w, const char *line, size_t len, int cut)
 {
 	struct mt_dlv *d = &w->dlv[w->n];
-	const struct mt_config *cfg = w->c->cfg;
 	enum mt_dlv_kind r;
 
 	w->k.lines++;
 	r = cut ? MT_DLV_BAD : mt_dlv_parse(line, len,
-	    mt_clock_ms(CLOCK_REALTIME), cfg->postfix_syslog_names,
-	    cfg->n_postfix_syslog_names, d);
+	    mt_clock_ms(CLOCK_REALTIME), w->names, w->n_names, d);
 	switch (r) {
 	case MT_DLV_BAD:
 		note_bad(w, line, len);
@@ -275,6 +276,52 @@ report(const struct lw *w)
 	    w->k.written, w->k.dup, w->k.bad, w->k.ignored);
 }
 
+/*
+ * PostfixSyslogNames, plus postfix-NAME for every Route: the syslog_name
+ * `mailtrail postfix-config --master` gives each route's smtp transport.
+ * Routes that do not load cost only their names, with a warning.
+ */
+static int
+load_names(struct lw *w)
+{
+	const struct mt_config *cfg = w->c->cfg;
+	struct mt_routes rs = { 0 };
+	char err[512];
+	size_t i, n;
+
+	if (mt_routes_load(cfg, &rs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailtrail logwatch: warning: %s; only "
+		    "PostfixSyslogNames count\n", err);
+		rs.n = 0;
+	}
+	w->names = calloc(cfg->n_postfix_syslog_names + rs.n + 1,
+	    sizeof(*w->names));
+	if (w->names == NULL) {
+		mt_routes_free(&rs);
+		return -1;
+	}
+	for (i = 0; i < cfg->n_postfix_syslog_names; i++)
+		w->names[w->n_names++] = cfg->postfix_syslog_names[i];
+	for (i = 0; i < rs.n; i++) {
+		if (asprintf(&w->names[w->n_names], "postfix-%s",
+		    rs.v[i].name) < 0)
+			break;
+		w->n_names++;
+		w->n_own++;
+	}
+	n = rs.n;
+	mt_routes_free(&rs);
+	return i == n ? 0 : -1;
+}
+
+static void
+free_names(struct lw *w)
+{
+	for (size_t i = w->n_names - w->n_own; i < w->n_names; i++)
+		free(w->names[i]);
+	free(w->names);
+}
+
 int
 cmd_logwatch(struct cli *c, int argc, char **argv)
 {
@@ -312,16 +359,15 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 		return cli_fail(c);
 	w.dlv = calloc(BATCH, sizeof(*w.dlv));
 	w.fp = calloc(BATCH, sizeof(*w.fp));
-	if (w.dlv == NULL || w.fp == NULL ||
-	    mt_follow_open(&f, path, w.state) != 0) {
-		fprintf(stderr, "mailtrail logwatch: %s\n",
-		    w.dlv && w.fp ? f.err : "out of memory");
-		if (w.dlv && w.fp)
-			mt_follow_close(&f);
-		free(w.dlv);
-		free(w.fp);
-		mt_events_free(w.ev);
-		return CLI_FAIL;
+	rc = CLI_FAIL;
+	if (load_names(&w) != 0 || w.dlv == NULL || w.fp == NULL) {
+		fprintf(stderr, "mailtrail logwatch: out of memory\n");
+		goto out;
+	}
+	if (mt_follow_open(&f, path, w.state) != 0) {
+		fprintf(stderr, "mailtrail logwatch: %s\n", f.err);
+		mt_follow_close(&f);
+		goto out;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -330,8 +376,10 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 	rc = follow_loop(&w, &f, once);
 	report(&w);
 	mt_follow_close(&f);
+out:
 	free(w.dlv);
 	free(w.fp);
+	free_names(&w);
 	mt_events_free(w.ev);
 	return rc;
 }
