@@ -35,8 +35,8 @@ void mt_daemon_pidfile(const char *path);
  * whatever a planted link points at is touched only with the service
  * user's own rights. In a directory only root can write, the socket is
  * bound as root and handed over with fchownat(AT_SYMLINK_NOFOLLOW) on the
- * directory's fd. Ends the process on failure. No other thread may run
- * file-system calls meanwhile (file-system ids are per thread).
+ * directory's fd. Ends the process on failure. File-system ids belong
+ * to the calling thread only: begin, the bind and end run on one thread.
  */
 struct mt_socket_guard {
 	int dir_fd;		/* the socket's directory */
