@@ -17,16 +17,19 @@
 #include "cli.h"
 #include "../common/config.h"
 #include "../delivery/delivery.h"
+#include "../route/route.h"
 #include "../state/events.h"
 
 #define BATCH 512
 #define POLL_MS 200
 #define RETRY_MS 1000
 #define BAD_SHOWN 10		/* unparsable lines quoted on stderr */
+#define FOREIGN_SHOWN 10	/* and lines from foreign syslog tags */
 #define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
 
 struct lw_counts {
 	unsigned long long lines, results, tracked, written, dup, bad, other;
+	unsigned long long ignored;	/* results from foreign syslog tags */
 };
 
 struct lw {
@@ -36,6 +39,8 @@ struct lw {
 	struct mt_dlv *dlv;		/* BATCH results waiting */
 	char (*fp)[33];			/* their fingerprints */
 	size_t n;
+	char **names;			/* syslog names whose results count */
+	size_t n_names, n_own;		/* the last n_own are malloc'd */
 	off_t saved_off;		/* what the state file says */
 	ino_t saved_ino;
 	struct lw_counts k;
@@ -56,6 +61,27 @@ sleep_ms(int ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * A delivery result whose tag is no Postfix delivery program of ours: any
+ * local user can write one with logger(1), so it changes nothing. Quoted,
+ * because it may be someone's attempt to forge a status.
+ */
+static void
+note_foreign(struct lw *w, const char *line, size_t len)
+{
+	w->k.ignored++;
+	if (w->k.ignored > FOREIGN_SHOWN)
+		return;
+	fprintf(stderr, "mailtrail logwatch: warning: ignoring a delivery "
+	    "line not written by a Postfix delivery program of "
+	    "PostfixSyslogNames: ");
+	cli_print_escaped(stderr, line, len > 300 ? 300 : len);
+	fputc('\n', stderr);
+	if (w->k.ignored == FOREIGN_SHOWN)
+		fprintf(stderr, "mailtrail logwatch: further such lines are "
+		    "only counted\n");
 }
 
 static void
@@ -166,17 +192,23 @@ static void
 take_line(struct lw *w, const char *line, size_t len, int cut)
 {
 	struct mt_dlv *d = &w->dlv[w->n];
-	int r;
+	enum mt_dlv_kind r;
 
 	w->k.lines++;
-	r = cut ? -1 : mt_dlv_parse(line, len, mt_clock_ms(CLOCK_REALTIME), d);
-	if (r < 0) {
+	r = cut ? MT_DLV_BAD : mt_dlv_parse(line, len,
+	    mt_clock_ms(CLOCK_REALTIME), w->names, w->n_names, d);
+	switch (r) {
+	case MT_DLV_BAD:
 		note_bad(w, line, len);
 		return;
-	}
-	if (r == 0) {
+	case MT_DLV_OTHER:
 		w->k.other++;
 		return;
+	case MT_DLV_FOREIGN:
+		note_foreign(w, line, len);
+		return;
+	case MT_DLV_RESULT:
+		break;
 	}
 	w->k.results++;
 	mt_events_fingerprint(line, len, w->fp[w->n]);
@@ -233,13 +265,61 @@ report(const struct lw *w)
 		json_object_set_new(o, "written", json_integer((json_int_t)w->k.written));
 		json_object_set_new(o, "duplicate", json_integer((json_int_t)w->k.dup));
 		json_object_set_new(o, "unparsable", json_integer((json_int_t)w->k.bad));
+		json_object_set_new(o, "ignored", json_integer((json_int_t)w->k.ignored));
 		cli_json_print(o);
 		return;
 	}
 	fprintf(stderr, "mailtrail logwatch: %llu lines, %llu delivery results, "
 	    "%llu of tracked mail, %llu events written, %llu duplicates, "
-	    "%llu unparsable\n", w->k.lines, w->k.results, w->k.tracked,
-	    w->k.written, w->k.dup, w->k.bad);
+	    "%llu unparsable, %llu ignored (not from a Postfix delivery "
+	    "program)\n", w->k.lines, w->k.results, w->k.tracked,
+	    w->k.written, w->k.dup, w->k.bad, w->k.ignored);
+}
+
+/*
+ * PostfixSyslogNames, plus postfix-NAME for every Route: the syslog_name
+ * `mailtrail postfix-config --master` gives each route's smtp transport.
+ * Routes that do not load cost only their names, with a warning.
+ */
+static int
+load_names(struct lw *w)
+{
+	const struct mt_config *cfg = w->c->cfg;
+	struct mt_routes rs = { 0 };
+	char err[512];
+	size_t i, n;
+
+	if (mt_routes_load(cfg, &rs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailtrail logwatch: warning: %s; only "
+		    "PostfixSyslogNames count\n", err);
+		rs.n = 0;
+	}
+	w->names = calloc(cfg->n_postfix_syslog_names + rs.n + 1,
+	    sizeof(*w->names));
+	if (w->names == NULL) {
+		mt_routes_free(&rs);
+		return -1;
+	}
+	for (i = 0; i < cfg->n_postfix_syslog_names; i++)
+		w->names[w->n_names++] = cfg->postfix_syslog_names[i];
+	for (i = 0; i < rs.n; i++) {
+		if (asprintf(&w->names[w->n_names], "postfix-%s",
+		    rs.v[i].name) < 0)
+			break;
+		w->n_names++;
+		w->n_own++;
+	}
+	n = rs.n;
+	mt_routes_free(&rs);
+	return i == n ? 0 : -1;
+}
+
+static void
+free_names(struct lw *w)
+{
+	for (size_t i = w->n_names - w->n_own; i < w->n_names; i++)
+		free(w->names[i]);
+	free(w->names);
 }
 
 int
@@ -279,16 +359,15 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 		return cli_fail(c);
 	w.dlv = calloc(BATCH, sizeof(*w.dlv));
 	w.fp = calloc(BATCH, sizeof(*w.fp));
-	if (w.dlv == NULL || w.fp == NULL ||
-	    mt_follow_open(&f, path, w.state) != 0) {
-		fprintf(stderr, "mailtrail logwatch: %s\n",
-		    w.dlv && w.fp ? f.err : "out of memory");
-		if (w.dlv && w.fp)
-			mt_follow_close(&f);
-		free(w.dlv);
-		free(w.fp);
-		mt_events_free(w.ev);
-		return CLI_FAIL;
+	rc = CLI_FAIL;
+	if (load_names(&w) != 0 || w.dlv == NULL || w.fp == NULL) {
+		fprintf(stderr, "mailtrail logwatch: out of memory\n");
+		goto out;
+	}
+	if (mt_follow_open(&f, path, w.state) != 0) {
+		fprintf(stderr, "mailtrail logwatch: %s\n", f.err);
+		mt_follow_close(&f);
+		goto out;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -297,8 +376,10 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 	rc = follow_loop(&w, &f, once);
 	report(&w);
 	mt_follow_close(&f);
+out:
 	free(w.dlv);
 	free(w.fp);
+	free_names(&w);
 	mt_events_free(w.ev);
 	return rc;
 }

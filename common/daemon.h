@@ -19,6 +19,38 @@ void mt_daemon_socket_dir(const char *path, int have_user, uid_t uid,
 /* mkdir DIR (one level) if missing, and hand it to the user. */
 void mt_daemon_make_dir(const char *dir, mode_t mode, int have_user,
     uid_t uid, gid_t gid);
+/*
+ * Writes our pid to path as root without trusting the directory: never
+ * through a symlink, and only into a regular file with one link. Ends the
+ * process with a line saying what was found instead.
+ */
+void mt_daemon_pidfile(const char *path);
+
+/*
+ * Creating a unix socket at path under UMask and for UserID, with no
+ * path-following chown or chmod. Between begin and end the caller binds
+ * (itself or through libmilter). When the socket's directory can be
+ * written by anyone but root, the bind runs with UserID's file-system
+ * identity (setfsuid/setfsgid), so the socket is born with that owner and
+ * whatever a planted link points at is touched only with the service
+ * user's own rights. In a directory only root can write, the socket is
+ * bound as root and handed over with fchownat(AT_SYMLINK_NOFOLLOW) on the
+ * directory's fd. Ends the process on failure. File-system ids belong
+ * to the calling thread only: begin, the bind and end run on one thread.
+ */
+struct mt_socket_guard {
+	int dir_fd;		/* the socket's directory */
+	char base[256];		/* the socket's name in it */
+	int as_user;		/* bound with UserID's fsuid/fsgid */
+	mode_t old_umask;
+	int have_user;
+	uid_t uid;
+	gid_t gid;
+};
+void mt_daemon_socket_begin(struct mt_socket_guard *g, const char *path,
+    mode_t umask, int have_user, uid_t uid, gid_t gid);
+void mt_daemon_socket_end(struct mt_socket_guard *g);
+
 /* fork, setsid, chdir /, stdio to /dev/null. */
 void mt_daemon_detach(void);
 /* Becomes uid/gid for good, or ends the process. */

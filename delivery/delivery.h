@@ -41,14 +41,26 @@ struct mt_dlv {
 	char text[MT_DLV_TEXT_MAX];	/* the "(...)" after the status */
 };
 
+/* What mt_dlv_parse found in a line. */
+enum mt_dlv_kind {
+	MT_DLV_BAD = -1,	/* not a log line, or a result we cannot read */
+	MT_DLV_OTHER = 0,	/* a log line that is no delivery result */
+	MT_DLV_RESULT = 1,	/* a delivery result, in *d */
+	MT_DLV_FOREIGN = 2	/* shaped like a result, but its syslog tag is
+				 * not a Postfix delivery program of ours */
+};
+
 /*
- * Parses one log line (without its newline). 1: a delivery result in *d;
- * 0: a well-formed log line that is not one (smtpd, cleanup, ...);
- * -1: not a log line at all, or a to=/status= line we cannot read.
- * now_ms gives the year for syslog timestamps, which carry none.
+ * Parses one log line (without its newline). The text after "QUEUEID: "
+ * is read as ", "-separated name=value fields; <...>, [...] and (...) are
+ * units, so an address such as <"x, status=bounced"@y> never yields a
+ * field. A result counts only when the tag is NAME[/...]/DAEMON[pid] with
+ * NAME one of names (PostfixSyslogNames) and DAEMON a Postfix program that
+ * logs delivery results; *d is filled only for MT_DLV_RESULT. now_ms gives
+ * the year for syslog timestamps, which carry none.
  */
-int mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
-    struct mt_dlv *d);
+enum mt_dlv_kind mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
+    char *const *names, size_t n_names, struct mt_dlv *d);
 
 /* "SEND", "DEFER", "BOUNCE". */
 const char *mt_dlv_event_name(enum mt_dlv_status s);

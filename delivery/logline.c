@@ -153,9 +153,10 @@ syslog_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
 
 /* Timestamp, host and "tag[pid]: "; the tag without [pid] into service. */
 static int
-line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d)
+line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d,
+    const char **tag, size_t *tag_len)
 {
-	const char *tag, *q;
+	const char *q;
 
 	if (c->p < c->end && isdigit((unsigned char)*c->p)) {
 		if (iso_time(c, &d->t_ms))
@@ -168,13 +169,13 @@ line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d)
 		c->p++;
 	if (expect(c, ' '))
 		return -1;
-	tag = c->p;
+	*tag = c->p;
 	while (c->p < c->end && *c->p != ' ' && *c->p != ':' && *c->p != '[')
 		c->p++;
-	if (c->p == tag || c->p >= c->end)
+	if (c->p == *tag || c->p >= c->end)
 		return -1;
-	mt_text_header(d->service, sizeof(d->service), tag,
-	    (size_t)(c->p - tag));
+	*tag_len = (size_t)(c->p - *tag);
+	mt_text_header(d->service, sizeof(d->service), *tag, *tag_len);
 	if (*c->p == '[') {
 		q = memchr(c->p, ']', (size_t)(c->end - c->p));
 		if (q == NULL)
@@ -187,49 +188,104 @@ line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d)
 	return 0;
 }
 
-/* "<addr>" up to the '>' that is followed by ", name=" or the end. */
 static int
-angle_value(struct cur *c, char *dst, size_t dstsize)
+word_is(const char *w, size_t n, const char *lit)
 {
-	const char *start, *q;
+	return strlen(lit) == n && memcmp(w, lit, n) == 0;
+}
 
-	if (expect(c, '<'))
-		return -1;
-	start = c->p;
-	for (q = c->p; q < c->end; q++) {
-		if (*q != '>')
-			continue;
-		if (q + 1 == c->end)
-			break;
-		if (q + 2 < c->end && q[1] == ',' && q[2] == ' ') {
-			const char *n = q + 3;
+/*
+ * The Postfix 3.7 programs that log "QUEUEID: to=..., status=..." (qmgr
+ * also "from=..., status=expired"). Anything else that writes such a line,
+ * postfix/smtpd or postfix/postlog included, is not Postfix's word on a
+ * delivery.
+ */
+static const char *const delivery_programs[] = {
+	"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry",
+	"discard", "qmgr", "oqmgr",
+};
 
-			while (n < c->end && (islower((unsigned char)*n) ||
-			    *n == '_'))
-				n++;
-			if (n < c->end && *n == '=' && n > q + 3)
-				break;
-		}
-	}
-	if (q >= c->end)
-		return -1;
-	if (mt_text_address(dst, dstsize, start, (size_t)(q - start)) ==
-	    (size_t)-1)
-		return -1;
-	c->p = q + 1;
+/*
+ * "NAME/DAEMON" or "NAME/SERVICE/DAEMON" (master.cf's stock
+ * "-o syslog_name=postfix/$service_name"): NAME must be one of names and
+ * DAEMON a delivery program.
+ */
+static int
+trusted_tag(const char *tag, size_t n, char *const *names, size_t n_names)
+{
+	const char *slash = memchr(tag, '/', n), *daemon;
+	size_t i, daemon_len;
+	int name_ok = 0;
+
+	if (slash == NULL)
+		return 0;
+	for (i = 0; i < n_names && !name_ok; i++)
+		name_ok = word_is(tag, (size_t)(slash - tag), names[i]);
+	if (!name_ok)
+		return 0;
+	daemon = memrchr(tag, '/', n);
+	daemon++;
+	daemon_len = (size_t)(tag + n - daemon);
+	for (i = 0; i < sizeof(delivery_programs) / sizeof(delivery_programs[0]);
+	    i++)
+		if (word_is(daemon, daemon_len, delivery_programs[i]))
+			return 1;
 	return 0;
 }
 
-/* A plain value up to ", " or the end of the line. */
-static void
-plain_value(struct cur *c, char *dst, size_t dstsize)
+/*
+ * Past "<...>". Postfix logs addresses in quoted (external) form, so a
+ * '>' or ", " of the address sits inside "..." (with \ escapes) or a
+ * [domain literal]; the first '>' outside both closes the value.
+ */
+static int
+skip_angle(struct cur *c)
 {
-	const char *start = c->p;
+	char close = 0;		/* '"' or ']' while inside one */
 
-	while (c->p < c->end && !(c->p[0] == ',' && c->p + 1 < c->end &&
-	    c->p[1] == ' '))
-		c->p++;
-	mt_text_header(dst, dstsize, start, (size_t)(c->p - start));
+	for (c->p++; c->p < c->end; c->p++) {
+		if (close != 0) {
+			if (*c->p == '\\' && c->p + 1 < c->end)
+				c->p++;
+			else if (*c->p == close)
+				close = 0;
+		} else if (*c->p == '"') {
+			close = '"';
+		} else if (*c->p == '[') {
+			close = ']';
+		} else if (*c->p == '>') {
+			c->p++;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Past a plain value such as "mx.example.org[203.0.113.5]:25" or
+ * "1 (queue active)": up to ", " or the end, with [...] and (...) as
+ * units. An unclosed group is a line we cannot read.
+ */
+static int
+skip_plain(struct cur *c)
+{
+	int parens = 0, bracket = 0;
+
+	for (; c->p < c->end; c->p++) {
+		if (bracket) {
+			bracket = *c->p != ']';
+		} else if (*c->p == '[') {
+			bracket = 1;
+		} else if (*c->p == '(') {
+			if (++parens > 64)
+				return -1;
+		} else if (*c->p == ')' && parens > 0) {
+			parens--;
+		} else if (parens == 0 && at(c, ", ")) {
+			return 0;
+		}
+	}
+	return parens == 0 && !bracket ? 0 : -1;
 }
 
 static int
@@ -241,14 +297,15 @@ status_of(const char *w, size_t n, enum mt_dlv_status *s)
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (strlen(tab[i].w) == n && memcmp(tab[i].w, w, n) == 0) {
+		if (word_is(w, n, tab[i].w)) {
 			*s = tab[i].s;
 			return 0;
 		}
 	return -1;
 }
 
-/* "status=WORD" then " (text)" or ", text" to the end of the line. */
+/* "WORD" then " (text)" or ", text" to the end of the line: the last
+ * field, so whatever the text holds is never read as fields. */
 static int
 status_value(struct cur *c, struct mt_dlv *d)
 {
@@ -267,83 +324,129 @@ status_value(struct cur *c, struct mt_dlv *d)
 	} else if (at(c, ", ")) {
 		t = c->p + 2;
 		tn = (size_t)(c->end - t);
-	} else {
+	} else if (c->p == c->end) {
 		t = c->p;
 		tn = 0;
-	}
+	} else
+		return -1;
 	mt_text_header(d->text, sizeof(d->text), t, tn);
 	c->p = c->end;
 	return 0;
 }
 
-/* The ", name=value" fields after to=<...> or from=<...>. */
+/* "name=" with name in [a-z_]+; 0 and the name, or -1. */
 static int
-fields(struct cur *c, struct mt_dlv *d)
+field_name(struct cur *c, const char **name, size_t *len)
 {
-	char skip[8];
-
-	while (c->p < c->end) {
-		if (!at(c, ", "))
-			return -1;
-		c->p += 2;
-		if (at(c, "orig_to=")) {
-			c->p += 8;
-			if (angle_value(c, d->orig_rcpt, sizeof(d->orig_rcpt)))
-				return -1;
-		} else if (at(c, "relay=")) {
-			c->p += 6;
-			plain_value(c, d->relay, sizeof(d->relay));
-		} else if (at(c, "delay=")) {
-			c->p += 6;
-			plain_value(c, d->delay, sizeof(d->delay));
-		} else if (at(c, "dsn=")) {
-			c->p += 4;
-			plain_value(c, d->dsn, sizeof(d->dsn));
-		} else if (at(c, "status=")) {
-			c->p += 7;
-			return status_value(c, d);
-		} else {
-			plain_value(c, skip, sizeof(skip));  /* delays=, conn_use=.. */
-		}
-	}
-	return -1;
+	*name = c->p;
+	while (c->p < c->end && (islower((unsigned char)*c->p) || *c->p == '_'))
+		c->p++;
+	*len = (size_t)(c->p - *name);
+	if (*len == 0 || expect(c, '='))
+		return -1;
+	return 0;
 }
 
-int
-mt_dlv_parse(const char *line, size_t len, int64_t now_ms, struct mt_dlv *d)
+/* A field's value: the text inside <...>, or the plain text. */
+static int
+field_value(struct cur *c, const char **v, size_t *vn)
+{
+	if (c->p < c->end && *c->p == '<') {
+		*v = c->p + 1;
+		if (skip_angle(c))
+			return -1;
+		*vn = (size_t)(c->p - 1 - *v);
+	} else {
+		*v = c->p;
+		if (skip_plain(c))
+			return -1;
+		*vn = (size_t)(c->p - *v);
+	}
+	return 0;
+}
+
+/*
+ * The fields after "QUEUEID: ", which start with to= or from=. A to= line
+ * must end in status=; a from= line is a result only with status=expired
+ * (qmgr: "from=<s>, status=expired, returned to sender").
+ */
+static enum mt_dlv_kind
+result_fields(struct cur *c, struct mt_dlv *d)
+{
+	const char *name, *v;
+	size_t nn, vn;
+	int whole = at(c, "from=");
+
+	for (int first = 1;; first = 0) {
+		if (!first) {
+			if (c->p >= c->end)	/* no status= */
+				return whole ? MT_DLV_OTHER : MT_DLV_BAD;
+			if (!at(c, ", "))
+				return MT_DLV_BAD;
+			c->p += 2;
+		}
+		if (field_name(c, &name, &nn))
+			return MT_DLV_BAD;
+		if (word_is(name, nn, "status")) {
+			if (status_value(c, d) || (whole &&
+			    d->status != MT_DLV_EXPIRED))
+				return MT_DLV_BAD;
+			break;
+		}
+		if ((word_is(name, nn, "to") || word_is(name, nn, "from")) !=
+		    first || (first && (c->p >= c->end || *c->p != '<')) ||
+		    field_value(c, &v, &vn))
+			return MT_DLV_BAD;
+		if (word_is(name, nn, "to") || word_is(name, nn, "orig_to")) {
+			char *dst = nn == 2 ? d->rcpt : d->orig_rcpt;
+			size_t size = nn == 2 ? sizeof(d->rcpt)
+			    : sizeof(d->orig_rcpt);
+
+			if (mt_text_address(dst, size, v, vn) == (size_t)-1)
+				return MT_DLV_BAD;
+		} else if (word_is(name, nn, "relay"))
+			mt_text_header(d->relay, sizeof(d->relay), v, vn);
+		else if (word_is(name, nn, "delay"))
+			mt_text_header(d->delay, sizeof(d->delay), v, vn);
+		else if (word_is(name, nn, "dsn"))
+			mt_text_header(d->dsn, sizeof(d->dsn), v, vn);
+	}
+	if (whole)
+		d->orig_rcpt[0] = '\0';
+	d->whole_message = whole;
+	return MT_DLV_RESULT;
+}
+
+enum mt_dlv_kind
+mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
+    char *const *names, size_t n_names, struct mt_dlv *d)
 {
 	struct cur c = { line, line + len };
-	const char *q;
+	const char *q, *tag;
+	size_t tag_len;
+	enum mt_dlv_kind k;
 
 	memset(d, 0, sizeof(*d));
 	d->t_ms = -1;
 	if (len == 0 || len > MT_DLV_LINE_MAX || memchr(line, '\0', len))
-		return -1;
-	if (line_prefix(&c, now_ms, d))
-		return -1;
+		return MT_DLV_BAD;
+	if (line_prefix(&c, now_ms, d, &tag, &tag_len))
+		return MT_DLV_BAD;
 	q = c.p;
 	while (c.p < c.end && isalnum((unsigned char)*c.p))
 		c.p++;
 	if (c.p == q || (size_t)(c.p - q) >= sizeof(d->qid) || !at(&c, ": "))
-		return 0;	/* "connect from", "warning: ", statistics */
+		return MT_DLV_OTHER;	/* "connect from", "warning: ", ... */
 	memcpy(d->qid, q, (size_t)(c.p - q));
 	c.p += 2;
-	if (at(&c, "to=")) {
-		c.p += 3;
-		if (angle_value(&c, d->rcpt, sizeof(d->rcpt)) || fields(&c, d))
-			return -1;
-		return 1;
-	}
-	/* qmgr: "QID: from=<s>, status=expired, returned to sender" */
-	if (at(&c, "from=<") && (q = memmem(c.p, (size_t)(c.end - c.p),
-	    ", status=expired", 16)) != NULL) {
-		c.p = q + 9;
-		if (status_value(&c, d))
-			return -1;
-		d->whole_message = 1;
-		return 1;
-	}
-	return 0;
+	if (!at(&c, "to=") && !at(&c, "from="))
+		return MT_DLV_OTHER;	/* "removed", "message-id=<..>" */
+	k = result_fields(&c, d);
+	if (trusted_tag(tag, tag_len, names, n_names))
+		return k;
+	memset(d, 0, sizeof(*d));
+	d->t_ms = -1;
+	return k == MT_DLV_RESULT ? MT_DLV_FOREIGN : MT_DLV_OTHER;
 }
 
 const char *

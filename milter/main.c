@@ -115,33 +115,25 @@ static void
 open_socket(const struct mt_config *cfg, int have_user, uid_t uid, gid_t gid)
 {
 	const char *path = unix_socket_path(cfg->socket);
-	mode_t old;
+	struct mt_socket_guard g;
+	mode_t old = 0;
 
-	if (path)
-		mt_daemon_socket_dir(path, have_user, uid, gid);
 	if (smfi_setconn(cfg->socket) == MI_FAILURE)
 		mt_fatal("bad Socket %s", cfg->socket);
 	if (smfi_register(mt_milter_desc) == MI_FAILURE)
 		mt_fatal("smfi_register failed");
-	old = umask(cfg->umask);
+	/* libmilter removes a stale socket and binds: both inside the guard. */
+	if (path)
+		mt_daemon_socket_begin(&g, path, cfg->umask, have_user, uid, gid);
+	else
+		old = umask(cfg->umask);
 	if (smfi_opensocket(1) == MI_FAILURE)
 		mt_fatal("cannot open milter socket %s: %s", cfg->socket,
 		    strerror(errno));
-	umask(old);
-	if (path && have_user && chown(path, uid, gid) < 0)
-		mt_fatal("cannot chown %s: %s", path, strerror(errno));
-}
-
-static void
-write_pidfile(const char *path)
-{
-	FILE *fp = fopen(path, "w");
-
-	if (fp == NULL)
-		mt_fatal("cannot write PidFile %s: %s", path, strerror(errno));
-	fprintf(fp, "%ld\n", (long)getpid());
-	if (fclose(fp) != 0)
-		mt_fatal("cannot write PidFile %s: %s", path, strerror(errno));
+	if (path)
+		mt_daemon_socket_end(&g);
+	else
+		umask(old);
 }
 
 static void
@@ -335,7 +327,7 @@ main(int argc, char **argv)
 		mt_daemon_detach();
 	mt_daemon_make_dir(cfg->spool_dir, 0750, have_user, uid, gid);
 	if (cfg->pidfile)
-		write_pidfile(cfg->pidfile);
+		mt_daemon_pidfile(cfg->pidfile);
 	open_socket(cfg, have_user, uid, gid);
 	if (have_user)
 		mt_daemon_drop(name, uid, gid);

@@ -22,26 +22,23 @@ listen_unix(const char *path, const struct mt_config *cfg, int have_user,
     uid_t uid, gid_t gid)
 {
 	struct sockaddr_un sun;
-	mode_t old;
+	struct mt_socket_guard g;
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
 		mt_fatal("RouteSocket path too long: %s", path);
-	mt_daemon_socket_dir(path, have_user, uid, gid);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		mt_fatal("socket: %s", strerror(errno));
+	mt_daemon_socket_begin(&g, path, cfg->umask, have_user, uid, gid);
 	/* A stale socket from a crash would make bind fail forever. */
 	if (unlink(path) < 0 && errno != ENOENT)
 		mt_fatal("cannot remove old %s: %s", path, strerror(errno));
-	old = umask(cfg->umask);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
 		mt_fatal("cannot bind %s: %s", path, strerror(errno));
-	umask(old);
-	if (have_user && chown(path, uid, gid) < 0)
-		mt_fatal("cannot chown %s: %s", path, strerror(errno));
+	mt_daemon_socket_end(&g);
 	return fd;
 }
 

@@ -1,7 +1,7 @@
 /*
- * Postfix log lines: the parser must return -1/0/1 for any bytes, stay in
- * its fixed buffers, and hand out only clean text (no controls) that makes
- * valid event JSON.
+ * Postfix log lines: the parser must return one of its kinds for any bytes,
+ * stay in its fixed buffers, hand out only clean text (no controls) that
+ * makes valid event JSON, and nothing at all of a line from a foreign tag.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,13 +25,18 @@ check_clean(const char *s, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static char pf[] = "postfix", pf_out1[] = "postfix-out1";
+	static char *const names[] = { pf, pf_out1 };
 	struct mt_dlv d;
 	char *json;
-	int rc = mt_dlv_parse((const char *)data, size, 1795302000000LL, &d);
+	enum mt_dlv_kind rc = mt_dlv_parse((const char *)data, size,
+	    1795302000000LL, names, 2, &d);
 
-	if (rc < -1 || rc > 1)
+	if (rc < MT_DLV_BAD || rc > MT_DLV_FOREIGN)
 		abort();
-	if (rc != 1)
+	if (rc == MT_DLV_FOREIGN && (d.qid[0] != '\0' || d.rcpt[0] != '\0'))
+		abort();	/* nothing of a foreign line may be used */
+	if (rc != MT_DLV_RESULT)
 		return 0;
 	check_clean(d.service, sizeof(d.service));
 	check_clean(d.qid, sizeof(d.qid));
@@ -42,6 +47,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_clean(d.text, sizeof(d.text));
 	if (d.qid[0] == '\0' || (d.rcpt[0] == '\0' && !d.whole_message))
 		abort();
+	if (strncmp(d.service, "postfix/", 8) != 0 &&
+	    strncmp(d.service, "postfix-out1/", 13) != 0)
+		abort();	/* a result only from a configured name */
 	json = mt_dlv_event_json(&d, d.t_ms);
 	if (json == NULL)
 		abort();

@@ -2,13 +2,16 @@
 Delivery results from Postfix's own log: one message to three recipients,
 each sent by transport_maps to another loopback server (accepting sink,
 closed port, smtp-sink answering 550), followed by `mailtrail logwatch` from
-the maillog_file of a real Postfix. Also restart and rotation of the log.
+the maillog_file of a real Postfix. Also restart and rotation of the log,
+and lines nobody but Postfix's delivery programs may be believed for.
 """
 
 import json
 import os
 import signal
+import smtplib
 import subprocess
+import time
 import unittest
 
 import harness as h
@@ -26,9 +29,15 @@ class DeliveryStatus(unittest.TestCase):
         cls.milter = h.Milter(cls.redis.address, name="milter-dlv").start()
         routes = {"ok.test": cls.sink.port, "defer.test": cls.closed_port,
                   "bounce.test": cls.reject_port}
+        # A second outbound transport under its own syslog_name, as a
+        # multi-instance or per-IP setup has it.
+        tmap = ds.transport_map(routes)[:-1] + \
+            ", out.test=out:[127.0.0.1]:%d}" % cls.sink.port
         cls.pf = h.Postfix(cls.sink.port, hostname="dlv.test",
                            milters=[cls.milter.postfix_spec],
-                           extra={"transport_maps": ds.transport_map(routes)})
+                           extra={"transport_maps": tmap})
+        with open(os.path.join(cls.pf.etc, "master.cf"), "a") as f:
+            f.write("out unix - - n - - smtp -o syslog_name=postfix-out\n")
         cls.pf.start()
         cls.work = h.make_workdir("logwatch")
         # The one message of the issue: sent, deferred and bounced at once.
@@ -197,6 +206,103 @@ class DeliveryStatus(unittest.TestCase):
         out = json.loads(r.stdout)
         self.assertGreaterEqual(out["tracked"], 3)
         self.assertEqual(out["written"], 0)    # all applied before
+
+    def send_quoted_sender(self, sender, rcpts):
+        """MAIL FROM:<sender> as written (smtplib would re-quote it)."""
+        data = h.make_message("Mallory <m@site.test>", "quoted sender",
+                              "quoted %s" % time.time())
+        with smtplib.SMTP("127.0.0.1", self.pf.port, local_hostname="c.test",
+                          timeout=30) as s:
+            s.ehlo("c.test")
+            code, msg = s.docmd("MAIL", "FROM:<%s>" % sender)
+            self.assertEqual(code, 250, msg)
+            for r in rcpts:
+                code, msg = s.rcpt(r)
+                self.assertEqual(code, 250, msg)
+            code, msg = s.data(data)
+            self.assertEqual(code, 250, msg)
+        return h.qid_from_reply(msg.decode())
+
+    def wait_sent(self, qid, rcpts):
+        ds.wait_maillog(self.pf, lambda t: all(
+            any(("%s: to=<%s>" % (qid, r)) in l and "status=sent" in l
+                for l in t.splitlines()) for r in rcpts),
+            what="status=sent of %s" % qid)
+
+    def test_8_sender_quoting_a_status_field_bounces_nothing(self):
+        rcpts = ["q1@ok.test", "q2@ok.test", "q3@ok.test"]
+        qid = self.send_quoted_sender('"x, status=expired"@site', rcpts)
+        tid = ds.id_of_qid(self.rc, qid)
+        self.wait_sent(qid, rcpts)
+        # Postfix logs the sender as it came, quotes and all.
+        self.assertIn('%s: from=<"x, status=expired"@site>, size=' % qid,
+                      self.pf.read_maillog())
+        out = self.logwatch_once(self.pf.maillog, self.state("quoted"))
+        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid),
+                         {r: "sent" for r in rcpts})
+        evs = self.events(tid)
+        self.assertEqual([e for e in evs if e["ev"] == "BOUNCE"], [])
+        self.assertEqual(sorted(e["rcpt"] for e in evs if e["ev"] == "SEND"),
+                         rcpts)
+        self.assertEqual(out["ignored"], 0)
+
+    def test_9_forged_lines_in_postfixs_log_change_nothing(self):
+        rcpt = "forge@ok.test"
+        sent = h.smtp_send(self.pf.port, "alice@dlv.test", [rcpt],
+                           h.make_message("a@dlv.test", rcpt, "forged"))
+        tid = ds.id_of_qid(self.rc, sent.qid)
+        self.wait_sent(sent.qid, [rcpt])
+        # What a local user gets into a log: logger(1) and syslog(3) take
+        # any tag and pid; postlog(1) without -t writes postfix/postlog.
+        now = time.strftime("%b %d %H:%M:%S")
+        result = ("%s: to=<%s>, relay=none, delay=1, delays=0/0/1/0, "
+                  "dsn=5.1.1, status=bounced (forged)" % (sent.qid, rcpt))
+        expiry = "%s: from=<a@dlv.test>, status=expired, returned to sender" \
+            % sent.qid
+        forged = ["whatever[4242]: " + result, "logger: " + result,
+                  "postfix/evil[1]: " + result, "evilfix/smtp[2]: " + result,
+                  "postfix-out9/smtp[3]: " + result,
+                  "postfix/postlog[4]: " + result,
+                  "postfix/smtpd[5]: " + result, "evilfix/qmgr[6]: " + expiry,
+                  "postfix/evil[7]: " + expiry]
+        with open(self.pf.maillog, "a") as f:
+            f.write("".join("%s dlv %s\n" % (now, l) for l in forged))
+        out = self.logwatch_once(self.pf.maillog, self.state("forged"))
+        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid), {rcpt: "sent"})
+        evs = self.events(tid)
+        self.assertEqual([e["ev"] for e in evs if e["ev"] in
+                          ("SEND", "DEFER", "BOUNCE")], ["SEND"])
+        self.assertEqual(out["ignored"], len(forged))
+        r = ds.cli(self.milter.conf, "logwatch", "--once", "--no-state",
+                   self.pf.maillog)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("%d ignored (not from a Postfix delivery program)"
+                      % len(forged), r.stderr)
+        self.assertIn("warning: ignoring a delivery line not written by a "
+                      "Postfix delivery program", r.stderr)
+        self.assertIn("evilfix/smtp[2]: " + sent.qid, r.stderr)
+
+    def test_10_own_instance_name_counts_once_listed(self):
+        rcpt = "multi@out.test"
+        sent = h.smtp_send(self.pf.port, "alice@dlv.test", [rcpt],
+                           h.make_message("a@dlv.test", rcpt, "instance"))
+        tid = ds.id_of_qid(self.rc, sent.qid)
+        ds.wait_maillog(self.pf, lambda t: (
+            "postfix-out/smtp[" in t and "%s: to=<%s>" % (sent.qid, rcpt) in t),
+            what="postfix-out/smtp line of %s" % sent.qid)
+        out = self.logwatch_once(self.pf.maillog, self.state("instance"))
+        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid),
+                         {rcpt: "queued"})
+        self.assertGreaterEqual(out["ignored"], 1)
+        conf = os.path.join(self.work, "instances.conf")
+        with open(self.milter.conf) as f, open(conf, "w") as g:
+            g.write(f.read() + "PostfixSyslogNames postfix, postfix-out\n")
+        r = ds.cli(conf, "--json", "logwatch", "--once", "--no-state",
+                   self.pf.maillog)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid), {rcpt: "sent"})
+        send = [e for e in self.events(tid) if e["ev"] == "SEND"]
+        self.assertEqual([e["service"] for e in send], ["postfix-out/smtp"])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -11,10 +12,15 @@
 
 #define NOW 1795302000000LL	/* 2026-11-21T23:00:00Z */
 
+/* PostfixSyslogNames of a host with a second instance for outbound mail. */
+static char pf[] = "postfix", pf_out1[] = "postfix-out1", pf_out[] =
+    "postfix-out";
+static char *const names[] = { pf, pf_out1 };
+
 static int
 parse(const char *line, struct mt_dlv *d)
 {
-	return mt_dlv_parse(line, strlen(line), NOW, d);
+	return mt_dlv_parse(line, strlen(line), NOW, names, 2, d);
 }
 
 static void
@@ -159,7 +165,8 @@ controls_in_the_reply_never_reach_the_event(void **state)
 	    "relay=x, dsn=5.0.0, status=bounced (550 \x01\x1b[31mred\x7f)";
 	char *json;
 
-	assert_int_equal(mt_dlv_parse(line, sizeof(line) - 1, NOW, &d), 1);
+	assert_int_equal(mt_dlv_parse(line, sizeof(line) - 1, NOW, names, 2,
+	    &d), 1);
 	for (const char *p = d.text; *p; p++)
 		assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
 	json = mt_dlv_event_json(&d, 1000);
@@ -168,6 +175,191 @@ controls_in_the_reply_never_reach_the_event(void **state)
 	assert_non_null(strstr(json, "\"reason\":"));
 	assert_non_null(strstr(json, "\"service\":\"postfix/smtp\""));
 	free(json);
+}
+
+static void
+quoted_sender_with_expired_status_is_not_an_expiry(void **state)
+{
+	struct mt_dlv d;
+
+	/* qmgr's queue-active line for MAIL FROM:<"x, status=expired"@site> */
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/qmgr[1]: Q1: "
+	    "from=<\"x, status=expired\"@site.test>, size=300, nrcpt=3 "
+	    "(queue active)", &d), MT_DLV_OTHER);
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/qmgr[1]: Q1: "
+	    "from=<\"x, status=expired, returned to sender\"@site.test>, "
+	    "size=300, nrcpt=3 (queue active)", &d), MT_DLV_OTHER);
+	/* and its real expiry still covers the whole message */
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/qmgr[1]: Q1: "
+	    "from=<\"x, status=expired\"@site.test>, status=expired, "
+	    "returned to sender", &d), MT_DLV_RESULT);
+	assert_true(d.whole_message);
+}
+
+static void
+quoted_sender_with_sent_status_in_an_expiry_line_stays_expired(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/qmgr[1]: Q1: "
+	    "from=<\"a>b, status=sent\"@x.test>, status=expired, returned "
+	    "to sender", &d), MT_DLV_RESULT);
+	assert_int_equal(d.status, MT_DLV_EXPIRED);
+	assert_true(d.whole_message);
+}
+
+static void
+quoted_recipient_with_bounced_status_keeps_the_real_status(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<\"x, status=bounced\"@y.test>, relay=mx[192.0.2.1]:25, "
+	    "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)", &d),
+	    MT_DLV_RESULT);
+	assert_string_equal(d.rcpt, "\"x, status=bounced\"@y.test");
+	assert_int_equal(d.status, MT_DLV_SENT);
+	assert_string_equal(d.dsn, "2.0.0");
+	assert_string_equal(d.relay, "mx[192.0.2.1]:25");
+}
+
+static void
+quoted_recipient_with_fields_and_escapes_inside_the_quotes(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<\"a>b, status=sent\"@x.test>, orig_to=<\"q\\\"> , "
+	    "dsn=2.0.0, status=sent\"@x.test>, relay=none, delay=1, "
+	    "dsn=5.0.0, status=bounced (nope)", &d), MT_DLV_RESULT);
+	assert_string_equal(d.rcpt, "\"a>b, status=sent\"@x.test");
+	assert_int_equal(d.status, MT_DLV_BOUNCED);
+	assert_string_equal(d.dsn, "5.0.0");
+}
+
+static void
+domain_literal_may_hold_angle_and_fields(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<u@[x>, dsn=5.0.0, status=bounced]>, relay=none, dsn=2.0.0, "
+	    "status=sent (250 ok)", &d), MT_DLV_RESULT);
+	assert_int_equal(d.status, MT_DLV_SENT);
+	assert_string_equal(d.dsn, "2.0.0");
+}
+
+static void
+status_inside_brackets_or_parentheses_is_no_field(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/lmtp[1]: Q1: "
+	    "to=<u@d.test>, relay=imap[private/lmtp, status=sent], delay=1, "
+	    "dsn=4.0.0, status=deferred (451 try again, status=sent)", &d),
+	    MT_DLV_RESULT);
+	assert_int_equal(d.status, MT_DLV_DEFERRED);
+	assert_string_equal(d.relay, "imap[private/lmtp, status=sent]");
+	assert_string_equal(d.text, "451 try again, status=sent");
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<u@d.test>, conn_use=2 (a, status=sent), dsn=4.0.0", &d),
+	    MT_DLV_BAD);
+}
+
+static void
+unclosed_quote_or_group_is_unreadable(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<\"a@b>, relay=x, dsn=2.0.0, status=sent (ok)", &d),
+	    MT_DLV_BAD);
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<a@b>, relay=x[1.2.3.4, dsn=2.0.0, status=sent (ok)", &d),
+	    MT_DLV_BAD);
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<a@b>, to=<c@d>, dsn=2.0.0, status=sent (ok)", &d),
+	    MT_DLV_BAD);
+	assert_int_equal(parse("Nov 21 23:15:00 h postfix/smtp[1]: Q1: "
+	    "to=<a@b>, dsn=2.0.0, status=sent(ok)", &d), MT_DLV_BAD);
+}
+
+static void
+forged_tags_are_foreign_and_give_nothing(void **state)
+{
+	static const char *const tags[] = {
+		"whatever[42]", "logger", "root", "postfix[1]",
+		"postfix/evil[1]", "postfix/smtpd[1]", "postfix/postlog[1]",
+		"postfix/smtp.x[1]", "evilfix/smtp[1]", "postfixx/smtp[1]",
+		"postfix-out2/smtp[1]", "postfix-out/smtp[1]", "/smtp[1]",
+		"smtp[1]", "postfix/[1]", "postfix/smtp/evil[1]",
+	};
+	char line[512];
+	struct mt_dlv d;
+
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		snprintf(line, sizeof(line), "Nov 21 23:15:00 h %s: Q1: "
+		    "to=<a@b.test>, relay=none, delay=1, dsn=5.0.0, "
+		    "status=bounced (forged)", tags[i]);
+		assert_int_equal(parse(line, &d), MT_DLV_FOREIGN);
+		assert_string_equal(d.qid, "");
+		assert_string_equal(d.rcpt, "");
+		snprintf(line, sizeof(line), "Nov 21 23:15:00 h %s: Q1: "
+		    "from=<a@b.test>, status=expired, returned to sender",
+		    tags[i]);
+		assert_int_equal(parse(line, &d), MT_DLV_FOREIGN);
+	}
+	/* a foreign line that is no result is just another line */
+	assert_int_equal(parse("Nov 21 23:15:00 h sshd[9]: Q1: to=<a@b>, "
+	    "relay=x", &d), MT_DLV_OTHER);
+	assert_int_equal(parse("Nov 21 23:15:00 h dovecot: lmtp(u): saved",
+	    &d), MT_DLV_OTHER);
+}
+
+static void
+every_delivery_program_of_every_listed_name_counts(void **state)
+{
+	static const char *const tags[] = {
+		"postfix/smtp", "postfix/lmtp[2]", "postfix/local[3]",
+		"postfix/virtual[4]", "postfix/pipe[5]", "postfix/error[6]",
+		"postfix/retry[7]", "postfix/discard[8]", "postfix/qmgr[9]",
+		"postfix-out1/smtp[10]", "postfix/relay/smtp[11]",
+		"postfix-out1/dovecot/pipe[12]",
+	};
+	char line[512];
+	struct mt_dlv d;
+
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		snprintf(line, sizeof(line), "Nov 21 23:15:00 h %s: Q1: "
+		    "to=<a@b.test>, relay=none, delay=1, dsn=4.0.0, "
+		    "status=deferred (x)", tags[i]);
+		assert_int_equal(parse(line, &d), MT_DLV_RESULT);
+		assert_string_equal(d.qid, "Q1");
+	}
+}
+
+static void
+multi_instance_name_counts_only_when_listed(void **state)
+{
+	static char *const only_default[] = { pf };
+	static char *const out_only[] = { pf_out };
+	const char *line = "Nov 21 23:15:00 h postfix-out/smtp[9]: Q1: "
+	    "to=<a@b.test>, relay=x[192.0.2.1]:25, delay=1, dsn=2.0.0, "
+	    "status=sent (250 ok)";
+	const char *plain = "Nov 21 23:15:00 h postfix/smtp[9]: Q1: "
+	    "to=<a@b.test>, relay=x[192.0.2.1]:25, delay=1, dsn=2.0.0, "
+	    "status=sent (250 ok)";
+	struct mt_dlv d;
+
+	assert_int_equal(mt_dlv_parse(line, strlen(line), NOW, only_default, 1,
+	    &d), MT_DLV_FOREIGN);
+	assert_int_equal(mt_dlv_parse(line, strlen(line), NOW, out_only, 1,
+	    &d), MT_DLV_RESULT);
+	assert_string_equal(d.service, "postfix-out/smtp");
+	assert_int_equal(mt_dlv_parse(plain, strlen(plain), NOW, out_only, 1,
+	    &d), MT_DLV_FOREIGN);
+	assert_int_equal(mt_dlv_parse(plain, strlen(plain), NOW, NULL, 0, &d),
+	    MT_DLV_FOREIGN);
 }
 
 int
@@ -184,6 +376,16 @@ main(void)
 		cmocka_unit_test(other_postfix_lines_are_not_results),
 		cmocka_unit_test(garbage_and_broken_results_are_counted_as_bad),
 		cmocka_unit_test(controls_in_the_reply_never_reach_the_event),
+		cmocka_unit_test(quoted_sender_with_expired_status_is_not_an_expiry),
+		cmocka_unit_test(quoted_sender_with_sent_status_in_an_expiry_line_stays_expired),
+		cmocka_unit_test(quoted_recipient_with_bounced_status_keeps_the_real_status),
+		cmocka_unit_test(quoted_recipient_with_fields_and_escapes_inside_the_quotes),
+		cmocka_unit_test(domain_literal_may_hold_angle_and_fields),
+		cmocka_unit_test(status_inside_brackets_or_parentheses_is_no_field),
+		cmocka_unit_test(unclosed_quote_or_group_is_unreadable),
+		cmocka_unit_test(forged_tags_are_foreign_and_give_nothing),
+		cmocka_unit_test(every_delivery_program_of_every_listed_name_counts),
+		cmocka_unit_test(multi_instance_name_counts_only_when_listed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
