@@ -149,7 +149,7 @@ map_node_index(struct mt_cluster_map *map, const char *host, int port)
 
 /* The master of one CLUSTER SLOTS entry: [host, port, id, ...]. */
 static int
-entry_master(const redisReply *m, const struct mt_cluster_node *asked,
+entry_master(const redisReply *m, const struct mt_redis_endpoint *asked,
     char host[MT_CLUSTER_HOST_MAX], int *port)
 {
 	long long p;
@@ -180,8 +180,9 @@ entry_master(const redisReply *m, const struct mt_cluster_node *asked,
 }
 
 int
-mt_cluster_parse_slots(const redisReply *r, const struct mt_cluster_node
-    *asked, struct mt_cluster_map *map, char *err, size_t errlen)
+mt_cluster_parse_slots(const redisReply *r, const struct
+    mt_redis_endpoint *asked, struct mt_cluster_map *map, char *err,
+    size_t errlen)
 {
 	char host[MT_CLUSTER_HOST_MAX];
 	long long lo, hi;
@@ -219,12 +220,12 @@ mt_cluster_parse_slots(const redisReply *r, const struct mt_cluster_node
 /* ---- connections ------------------------------------------------------ */
 
 struct conn {
-	struct mt_cluster_node at;
+	struct mt_redis_endpoint at;
 	redisContext *c;
 };
 
 struct mt_cluster {
-	struct mt_cluster_node seed[SEEDS_MAX];
+	struct mt_redis_endpoint seed[SEEDS_MAX];
 	size_t nseeds;
 	struct mt_cluster_map map;
 	int have_map;
@@ -239,40 +240,23 @@ mt_cluster_new(const char *seeds, const struct mt_cluster_opts *o, char *err,
     size_t errlen)
 {
 	struct mt_cluster *cl = calloc(1, sizeof(*cl));
-	const char *p = seeds;
+	int n;
 
 	if (cl == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	cl->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 1000;
+	cl->timeout_ms = o->timeout_ms;
 	cl->user = o->user ? strdup(o->user) : NULL;
 	cl->password = o->password ? strdup(o->password) : NULL;
-	while (*p) {
-		size_t len;
-
-		while (*p == ',' || *p == ' ' || *p == '\t')
-			p++;
-		if ((len = strcspn(p, ", \t")) == 0)
-			break;
-		if (cl->nseeds == SEEDS_MAX || split_endpoint(p, len,
-		    cl->seed[cl->nseeds].host, MT_CLUSTER_HOST_MAX,
-		    &cl->seed[cl->nseeds].port) < 0 ||
-		    cl->seed[cl->nseeds].host[0] == '\0') {
-			snprintf(err, errlen, "\"%.*s\" is not HOST:PORT (or "
-			    "more than %d seeds)", (int)(len > 80 ? 80 : len),
-			    p, SEEDS_MAX);
-			mt_cluster_free(cl);
-			return NULL;
-		}
-		cl->nseeds++;
-		p += len;
-	}
-	if (cl->nseeds == 0) {
-		snprintf(err, errlen, "no seed node");
+	n = mt_redis_parse_list(seeds, cl->seed, SEEDS_MAX);
+	if (n < 0) {
+		snprintf(err, errlen, "\"%.200s\" is not a list of HOST:PORT "
+		    "(at most %d)", seeds, SEEDS_MAX);
 		mt_cluster_free(cl);
 		return NULL;
 	}
+	cl->nseeds = (size_t)n;
 	for (size_t s = 0; s < MT_CLUSTER_SLOTS; s++)
 		cl->map.slot_node[s] = -1;
 	return cl;
@@ -292,41 +276,21 @@ mt_cluster_free(struct mt_cluster *cl)
 }
 
 static redisContext *
-node_connect(const struct mt_cluster *cl, const struct mt_cluster_node *n,
+node_connect(const struct mt_cluster *cl, const struct mt_redis_endpoint *n,
     char *err, size_t errlen)
 {
-	struct timeval tv = { cl->timeout_ms / 1000,
-	    (cl->timeout_ms % 1000) * 1000 };
-	redisContext *c = redisConnectWithTimeout(n->host, n->port, tv);
-	redisReply *r;
+	char why[256];
+	redisContext *c = mt_redis_connect_to(n->host, n->port,
+	    cl->timeout_ms, cl->user, cl->password, why, sizeof(why));
 
-	if (c == NULL || c->err) {
-		snprintf(err, errlen, "%s:%d: %s", n->host, n->port,
-		    c ? c->errstr : "out of memory");
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	if (cl->password == NULL)
-		return c;
-	r = cl->user ? redisCommand(c, "AUTH %s %s", cl->user, cl->password)
-	    : redisCommand(c, "AUTH %s", cl->password);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "%s:%d: AUTH: %s", n->host, n->port,
-		    r ? r->str : c->errstr);
-		if (r)
-			freeReplyObject(r);
-		redisFree(c);
-		return NULL;
-	}
-	freeReplyObject(r);
+	if (c == NULL)
+		snprintf(err, errlen, "%s:%d: %s", n->host, n->port, why);
 	return c;
 }
 
 /* The connection slot for a node (kept across map refreshes). */
 static struct conn *
-conn_for(struct mt_cluster *cl, const struct mt_cluster_node *n)
+conn_for(struct mt_cluster *cl, const struct mt_redis_endpoint *n)
 {
 	size_t i;
 
@@ -366,7 +330,7 @@ conn_drop(struct conn *k)
 }
 
 static int
-refresh_from(struct mt_cluster *cl, const struct mt_cluster_node *n,
+refresh_from(struct mt_cluster *cl, const struct mt_redis_endpoint *n,
     char *err, size_t errlen)
 {
 	struct conn *k = conn_for(cl, n);
@@ -400,7 +364,7 @@ refresh_from(struct mt_cluster *cl, const struct mt_cluster_node *n,
 int
 mt_cluster_refresh(struct mt_cluster *cl, char *err, size_t errlen)
 {
-	struct mt_cluster_node known[MT_CLUSTER_NODES_MAX];
+	struct mt_redis_endpoint known[MT_CLUSTER_NODES_MAX];
 	size_t nknown = cl->have_map ? cl->map.nnodes : 0;
 
 	/* Nodes we knew first (a seed may be gone), then the seeds. */
@@ -419,7 +383,7 @@ mt_cluster_refresh(struct mt_cluster *cl, char *err, size_t errlen)
 
 struct job {
 	struct mt_cluster_cmd *cmd;
-	struct mt_cluster_node to;	/* where it goes this round */
+	struct mt_redis_endpoint to;	/* where it goes this round */
 	int asking;			/* an ASK redirection: ASKING first */
 	int load;			/* NOSCRIPT: SCRIPT LOAD first */
 	int done;
@@ -520,7 +484,7 @@ skip_reply(redisContext *c)
  */
 static int
 run_node(struct mt_cluster *cl, struct job *jobs, size_t n,
-    const struct mt_cluster_node *to, int *stale, char *err, size_t errlen)
+    const struct mt_redis_endpoint *to, int *stale, char *err, size_t errlen)
 {
 	struct conn *k = conn_for(cl, to);
 	redisContext *c = conn_get(cl, k, err, errlen);
@@ -582,7 +546,7 @@ mt_cluster_run(struct mt_cluster *cl, struct mt_cluster_cmd *cmds, size_t n,
 		int stale = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			struct mt_cluster_node to = jobs[i].to;
+			struct mt_redis_endpoint to = jobs[i].to;
 
 			if (jobs[i].done || jobs[i].cmd->reply != NULL)
 				continue;

@@ -12,8 +12,10 @@
 #include <stdint.h>
 #include <hiredis/hiredis.h>
 
+#include "redis.h"
+
 #define MT_CLUSTER_SLOTS 16384
-#define MT_CLUSTER_HOST_MAX 256
+#define MT_CLUSTER_HOST_MAX MT_REDIS_HOST_MAX
 #define MT_CLUSTER_NODES_MAX 64
 
 /* The slot of a key: CRC16 of the key, or of its first non-empty {tag}. */
@@ -31,12 +33,8 @@ int mt_cluster_parse_redirect(const char *text, size_t len,
     struct mt_cluster_redirect *rd);
 
 /* Which node serves each slot, as CLUSTER SLOTS tells it. */
-struct mt_cluster_node {
-	char host[MT_CLUSTER_HOST_MAX];
-	int port;
-};
 struct mt_cluster_map {
-	struct mt_cluster_node node[MT_CLUSTER_NODES_MAX];
+	struct mt_redis_endpoint node[MT_CLUSTER_NODES_MAX];
 	size_t nnodes;
 	int16_t slot_node[MT_CLUSTER_SLOTS];	/* index into node, -1 none */
 };
@@ -46,8 +44,9 @@ struct mt_cluster_map {
  * refused). An empty host in the reply means the address we asked (asked).
  * 0, or -1 with err.
  */
-int mt_cluster_parse_slots(const redisReply *r, const struct mt_cluster_node
-    *asked, struct mt_cluster_map *map, char *err, size_t errlen);
+int mt_cluster_parse_slots(const redisReply *r, const struct
+    mt_redis_endpoint *asked, struct mt_cluster_map *map, char *err,
+    size_t errlen);
 
 struct mt_cluster;
 

@@ -30,7 +30,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mt_cluster_redirect rd;
-	struct mt_cluster_node asked = { "127.0.0.1", 7000 };
+	struct mt_redis_endpoint asked = { "127.0.0.1", 7000 };
 	redisReader *rr;
 	void *reply = NULL;
 	char err[256];

@@ -102,6 +102,7 @@ seeds_must_be_host_and_port(void **state)
 	assert_null(mt_cluster_new("", &o, err, sizeof(err)));
 	assert_null(mt_cluster_new("localhost", &o, err, sizeof(err)));
 	assert_null(mt_cluster_new("a:1, :2", &o, err, sizeof(err)));
+	assert_null(mt_cluster_new("unix:/run/redis.sock", &o, err, sizeof(err)));
 	cl = mt_cluster_new("127.0.0.1:7000, [::1]:7001 host-x:7002", &o, err,
 	    sizeof(err));
 	assert_non_null(cl);
