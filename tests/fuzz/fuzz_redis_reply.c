@@ -1,8 +1,9 @@
 /*
- * What the Cluster routing layer reads from nodes: MOVED/ASK error texts
- * and CLUSTER SLOTS replies (the input is fed to hiredis' reply reader as
- * RESP, as it would arrive). Checks the promises: slots in range, every
- * slot mapped to a known node or none, hosts NUL-terminated and clean.
+ * What the Cluster and Sentinel layers read from servers: MOVED/ASK error
+ * texts, CLUSTER SLOTS, SENTINEL get-master-addr-by-name and ROLE replies
+ * (the input is fed to hiredis' reply reader as RESP, as it would arrive).
+ * Checks the promises: slots and ports in range, every slot mapped to a
+ * known node or none, hosts NUL-terminated and clean.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../../state/cluster.h"
+#include "../../state/sentinel.h"
 
 static struct mt_cluster_map map;
 
@@ -62,6 +64,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    map.slot_node[s] >= (int)map.nnodes)
 					abort();
 		}
+		if (mt_sentinel_parse_master(reply, &asked) == 0) {
+			check_host(asked.host);
+			if (asked.port < 1 || asked.port > 65535)
+				abort();
+		}
+		(void)mt_sentinel_is_master(reply);
 		freeReplyObject(reply);
 	}
 	redisReaderFree(rr);
