@@ -60,19 +60,47 @@ mt_redis_parse_server(const char *spec, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+int
+mt_redis_parse_list(const char *spec, struct mt_redis_endpoint *out,
+    size_t max)
+{
+	const char *p = spec;
+	char item[MT_REDIS_HOST_MAX + 16];
+	size_t n = 0;
+
+	while (*p) {
+		size_t len;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if ((len = strcspn(p, ", \t")) == 0)
+			break;
+		if (n == max || len >= sizeof(item))
+			return -1;
+		memcpy(item, p, len);
+		item[len] = '\0';
+		/* A list names TCP nodes: no unix: socket among them. */
+		if (mt_redis_parse_server(item, out[n].host, sizeof(out[n].host),
+		    &out[n].port) != 0 || out[n].port == 0)
+			return -1;
+		n++;
+		p += len;
+	}
+	return n == 0 ? -1 : (int)n;
+}
+
 /* AUTH with "user password" (ACL) or just "password"; 0 or -1. */
 static int
-redis_auth(redisContext *c, const struct mt_config *cfg, char *err,
-    size_t errlen)
+redis_auth(redisContext *c, const char *user, const char *password,
+    char *err, size_t errlen)
 {
 	redisReply *rep;
 	int rc = 0;
 
-	if (cfg->redis_user != NULL)
-		rep = redisCommand(c, "AUTH %s %s", cfg->redis_user,
-		    cfg->redis_password);
+	if (user != NULL)
+		rep = redisCommand(c, "AUTH %s %s", user, password);
 	else
-		rep = redisCommand(c, "AUTH %s", cfg->redis_password);
+		rep = redisCommand(c, "AUTH %s", password);
 	if (rep == NULL) {
 		snprintf(err, errlen, "AUTH: %s", c->errstr);
 		return -1;
@@ -86,23 +114,13 @@ redis_auth(redisContext *c, const struct mt_config *cfg, char *err,
 }
 
 redisContext *
-mt_redis_connect(const struct mt_config *cfg, char *err, size_t errlen)
+mt_redis_connect_to(const char *host, int port, int timeout_ms,
+    const char *user, const char *password, char *err, size_t errlen)
 {
-	char host[512];
-	int port, ms;
-	struct timeval tv;
+	int ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	redisContext *c;
-	const char *spec = cfg->redis_server ? cfg->redis_server
-	    : "127.0.0.1:6379";
 
-	if (mt_redis_parse_server(spec, host, sizeof(host), &port) != 0) {
-		snprintf(err, errlen, "bad RedisServer \"%.200s\"", spec);
-		return NULL;
-	}
-	ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms
-	    : DEFAULT_TIMEOUT_MS;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	c = port == 0 ? redisConnectUnixWithTimeout(host, tv)
 	    : redisConnectWithTimeout(host, port, tv);
 	if (c == NULL) {
@@ -120,11 +138,27 @@ mt_redis_connect(const struct mt_config *cfg, char *err, size_t errlen)
 		redisFree(c);
 		return NULL;
 	}
-	if (cfg->redis_password != NULL && redis_auth(c, cfg, err, errlen)) {
+	if (password != NULL && redis_auth(c, user, password, err, errlen)) {
 		redisFree(c);
 		return NULL;
 	}
 	return c;
+}
+
+redisContext *
+mt_redis_connect(const struct mt_config *cfg, char *err, size_t errlen)
+{
+	char host[512];
+	int port;
+	const char *spec = cfg->redis_server ? cfg->redis_server
+	    : "127.0.0.1:6379";
+
+	if (mt_redis_parse_server(spec, host, sizeof(host), &port) != 0) {
+		snprintf(err, errlen, "bad RedisServer \"%.200s\"", spec);
+		return NULL;
+	}
+	return mt_redis_connect_to(host, port, cfg->redis_timeout_ms,
+	    cfg->redis_user, cfg->redis_password, err, errlen);
 }
 
 /* ---- connection pool ------------------------------------------------- */

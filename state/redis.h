@@ -19,6 +19,29 @@ struct mt_config;
 int mt_redis_parse_server(const char *spec, char *host, size_t hostlen,
     int *port);
 
+#define MT_REDIS_HOST_MAX 256
+
+/* One TCP node of a list (RedisCluster seeds, RedisSentinel). */
+struct mt_redis_endpoint {
+	char host[MT_REDIS_HOST_MAX];
+	int port;
+};
+
+/*
+ * "HOST:PORT, HOST:PORT ..." (IPv6 in brackets) into out, at most max.
+ * The count, or -1 when the list is empty, too long or an item malformed.
+ */
+int mt_redis_parse_list(const char *spec, struct mt_redis_endpoint *out,
+    size_t max);
+
+/*
+ * Connects to host:port (port 0: host is a unix socket path) with the
+ * timeout on connect and on every command, and AUTHs when password is set.
+ * A ready context, or NULL with err filled.
+ */
+redisContext *mt_redis_connect_to(const char *host, int port, int timeout_ms,
+    const char *user, const char *password, char *err, size_t errlen);
+
 /* A ready context (authenticated, timeouts set) or NULL with err filled. */
 redisContext *mt_redis_connect(const struct mt_config *cfg, char *err,
     size_t errlen);
