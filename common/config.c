@@ -141,24 +141,79 @@ key_pidfile(struct loader *ld, const char *v)
 	return set_string(ld, &ld->cfg->pidfile, v);
 }
 
+/* HOST:PORT (the port after the last colon); 0 or -1 with the error. */
+static int
+check_host_port(struct loader *ld, const char *key, const char *v,
+    size_t len)
+{
+	const char *colon = NULL;
+	long p = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (v[i] == ':')
+			colon = v + i;
+	if (colon == NULL || colon == v)
+		return fail(ld, "%s: \"%.*s\" is not HOST:PORT", key, (int)len, v);
+	if (colon + 1 == v + len || v + len - colon > 6)
+		return fail(ld, "%s: \"%.*s\": bad port", key, (int)len, v);
+	for (const char *q = colon + 1; q < v + len; q++) {
+		if (!isdigit((unsigned char)*q))
+			return fail(ld, "%s: \"%.*s\": bad port", key, (int)len, v);
+		p = p * 10 + (*q - '0');
+	}
+	if (p < 1 || p > 65535)
+		return fail(ld, "%s: \"%.*s\": bad port", key, (int)len, v);
+	return 0;
+}
+
 static int
 key_redis_server(struct loader *ld, const char *v)
 {
 	if (strncmp(v, "unix:", 5) == 0) {
 		if (v[5] != '/')
 			return fail(ld, "RedisServer: \"%s\": path must be absolute", v);
-	} else {
-		const char *colon = strrchr(v, ':');
-		char *end;
-		long p;
-
-		if (colon == NULL || colon == v)
-			return fail(ld, "RedisServer: \"%s\" is neither HOST:PORT nor unix:/path", v);
-		p = strtol(colon + 1, &end, 10);
-		if (end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
-			return fail(ld, "RedisServer: \"%s\": bad port", v);
-	}
+	} else if (strrchr(v, ':') == NULL || v[0] == ':') {
+		return fail(ld, "RedisServer: \"%s\" is neither HOST:PORT nor "
+		    "unix:/path", v);
+	} else if (check_host_port(ld, "RedisServer", v, strlen(v)) < 0)
+		return -1;
+	ld->cfg->redis_server_set = 1;
 	return set_string(ld, &ld->cfg->redis_server, v);
+}
+
+static int
+key_redis_sentinel(struct loader *ld, const char *v)
+{
+	size_t n = 0;
+
+	for (const char *p = v; *p; ) {
+		size_t len;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if ((len = strcspn(p, ", \t")) == 0)
+			break;
+		if (check_host_port(ld, "RedisSentinel", p, len) < 0)
+			return -1;
+		n++;
+		p += len;
+	}
+	if (n == 0)
+		return fail(ld, "RedisSentinel: no HOST:PORT given");
+	if (n > 16)
+		return fail(ld, "RedisSentinel: more than 16 Sentinels");
+	return set_string(ld, &ld->cfg->redis_sentinel, v);
+}
+
+static int
+key_redis_sentinel_master(struct loader *ld, const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' &&
+		    *p != '.')
+			return fail(ld, "RedisSentinelMaster: \"%s\" is not a "
+			    "master name", v);
+	return set_string(ld, &ld->cfg->redis_sentinel_master, v);
 }
 
 /* Reads a small file whole; refuses it when group or others may read it. */
@@ -530,6 +585,8 @@ static const struct key {
 	{ "UserID", key_userid, 0 },
 	{ "PidFile", key_pidfile, 0 },
 	{ "RedisServer", key_redis_server, 0 },
+	{ "RedisSentinel", key_redis_sentinel, 0 },
+	{ "RedisSentinelMaster", key_redis_sentinel_master, 0 },
 	{ "RedisPasswordFile", key_password_file, 0 },
 	{ "RedisPrefix", key_prefix, 0 },
 	{ "RedisTimeout", key_redis_timeout, 0 },
@@ -571,9 +628,11 @@ config_defaults(const char *path)
 	c->socket = strdup("unix:/run/mailtrail/milter.sock");
 	c->redis_server = strdup("127.0.0.1:6379");
 	c->redis_prefix = strdup("mt:");
+	c->redis_sentinel_master = strdup("mymaster");
 	c->spool_dir = strdup("/var/spool/mailtrail");
 	c->route_socket = strdup("unix:/run/mailtrail/route.sock");
 	if (!c->path || !c->socket || !c->redis_server || !c->redis_prefix ||
+	    !c->redis_sentinel_master ||
 	    !c->spool_dir || !c->route_socket) {
 		mt_config_unref(c);
 		return NULL;
@@ -658,6 +717,9 @@ finish(struct loader *ld, int need_secret)
 	    mt_cidr_list_add(&c->internal, "127.0.0.0/8, ::1/128", bad,
 	    sizeof(bad)) < 0)
 		return fail(ld, "out of memory");
+	if (c->redis_sentinel != NULL && c->redis_server_set)
+		return fail(ld, "RedisSentinel and RedisServer both given: the "
+		    "Sentinels name the server; give one of them");
 	if (c->n_postfix_syslog_names == 0 &&
 	    add_words(ld, "PostfixSyslogNames", "postfix",
 	    &c->postfix_syslog_names, &c->n_postfix_syslog_names,
@@ -729,6 +791,8 @@ mt_config_unref(struct mt_config *c)
 	free(c->userid);
 	free(c->pidfile);
 	free(c->redis_server);
+	free(c->redis_sentinel);
+	free(c->redis_sentinel_master);
 	free(c->redis_user);
 	if (c->redis_password)
 		explicit_bzero(c->redis_password, strlen(c->redis_password));

@@ -32,6 +32,9 @@ struct mt_config {
 	char *pidfile;			/* PidFile, NULL = none */
 
 	char *redis_server;		/* RedisServer: HOST:PORT or unix:/path */
+	int redis_server_set;		/* RedisServer given in the file */
+	char *redis_sentinel;		/* RedisSentinel: HOST:PORT list, NULL = none */
+	char *redis_sentinel_master;	/* RedisSentinelMaster */
 	char *redis_user;		/* from RedisPasswordFile, NULL = none */
 	char *redis_password;		/* from RedisPasswordFile, NULL = none */
 	int redis_timeout_ms;		/* RedisTimeout */

@@ -336,8 +336,10 @@ main(int argc, char **argv)
 	if (runtime_attach(cfg, err, sizeof(err)) < 0)
 		mt_fatal("%s", err);
 	config_current = cfg;
-	mt_log(LOG_INFO, "starting: socket %s, redis %s, spool %s",
-	    cfg->socket, cfg->redis_server, cfg->spool_dir);
+	mt_log(LOG_INFO, "starting: socket %s, redis %s%s, spool %s",
+	    cfg->socket, cfg->redis_sentinel ? "via Sentinels " : "",
+	    cfg->redis_sentinel ? cfg->redis_sentinel : cfg->redis_server,
+	    cfg->spool_dir);
 	rc = serve(path);
 	mt_log(rc == 0 ? LOG_INFO : LOG_ERR, "stopping%s",
 	    rc == 0 ? "" : ": the milter loop failed");

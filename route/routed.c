@@ -381,7 +381,8 @@ refresh_once(redisContext **rc, struct mt_config **rc_cfg, int *failing)
 	}
 	if (*rc == NULL && !*failing)
 		mt_log(LOG_WARNING, "cannot read route health from Redis %s, "
-		    "keeping the last known states: %s", cfg->redis_server, err);
+		    "keeping the last known states: %s", cfg->redis_sentinel ?
+		    cfg->redis_sentinel : cfg->redis_server, err);
 	else if (*rc != NULL && *failing)
 		mt_log(LOG_INFO, "route health readable from Redis again");
 	*failing = *rc == NULL;

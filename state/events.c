@@ -293,6 +293,7 @@ mt_events_apply(struct mt_events *ev, redisContext *c,
 			io_error(c, err, errlen);
 			return -1;
 		}
+		mt_redis_note_reply(c, rep);
 		if (i == 0) {
 			if (rep->type == REDIS_REPLY_ERROR) {
 				snprintf(err, errlen, "Redis: %.200s", rep->str);
@@ -303,5 +304,10 @@ mt_events_apply(struct mt_events *ev, redisContext *c,
 			rc = -1;
 		freeReplyObject(rep);
 	}
+	/* Replicated, or the caller tries again (events are idempotent). */
+	if (rc == 0 && mt_redis_pool_replicas(ev->pool) &&
+	    mt_redis_wait_replicas(c, mt_redis_pool_replicas(ev->pool),
+	    mt_redis_pool_timeout_ms(ev->pool), err, errlen) != 0)
+		rc = -1;
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "redis.h"
+#include "sentinel.h"
 #include "../common/config.h"
 
 #define DEFAULT_TIMEOUT_MS 1000
@@ -145,6 +146,95 @@ mt_redis_connect_to(const char *host, int port, int timeout_ms,
 	return c;
 }
 
+/* Replicas the master has now (ROLE), or -1 when it cannot say. */
+static long
+replicas_now(redisContext *c)
+{
+	redisReply *r = redisCommand(c, "ROLE");
+	long n = -1;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+	    r->element[2]->type == REDIS_REPLY_ARRAY)
+		n = (long)r->element[2]->elements;
+	mt_redis_note_reply(c, r);
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
+int
+mt_redis_wait_replicas(redisContext *c, int n, int timeout_ms, char *err,
+    size_t errlen)
+{
+	redisReply *r;
+	int rc = -1;
+
+	/*
+	 * A master left without replicas (after a failover, until the old
+	 * master returns as one) cannot be failed over either: there is
+	 * nothing a write could be lost to, so there is nothing to wait for.
+	 */
+	if (replicas_now(c) == 0)
+		return 0;
+	/* Half the command timeout: the reply must come before the socket's. */
+	r = redisCommand(c, "WAIT %d %d", n, timeout_ms > 1 ? timeout_ms / 2 : 1);
+
+	if (r == NULL)
+		snprintf(err, errlen, "WAIT: %s", c->errstr);
+	else if (r->type == REDIS_REPLY_INTEGER && r->integer >= n)
+		rc = 0;
+	else if (r->type == REDIS_REPLY_INTEGER)
+		snprintf(err, errlen, "the write reached %lld of %d replicas in "
+		    "time", r->integer, n);
+	else
+		snprintf(err, errlen, "WAIT: %.200s", r->type ==
+		    REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	mt_redis_note_reply(c, r);
+	if (r)
+		freeReplyObject(r);
+	return rc;
+}
+
+int
+mt_redis_note_reply(redisContext *c, const redisReply *r)
+{
+	static const char *const gone[] = { "READONLY", "MASTERDOWN",
+	    "LOADING" };
+
+	if (c == NULL || r == NULL || r->type != REDIS_REPLY_ERROR)
+		return 0;
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		if (strncmp(r->str, gone[i], strlen(gone[i])) == 0) {
+			c->err = REDIS_ERR_OTHER;
+			snprintf(c->errstr, sizeof(c->errstr), "%.100s", r->str);
+			return 1;
+		}
+	return 0;
+}
+
+/* RedisSentinel: the master the Sentinels name, confirmed by ROLE. */
+static redisContext *
+connect_via_sentinels(const struct mt_config *cfg, char *err, size_t errlen)
+{
+	struct mt_redis_endpoint s[MT_SENTINELS_MAX], at;
+	struct mt_sentinel_opts o = { cfg->redis_timeout_ms, cfg->redis_user,
+	    cfg->redis_password };
+	char why[512];
+	redisContext *c;
+	int n = mt_redis_parse_list(cfg->redis_sentinel, s, MT_SENTINELS_MAX);
+
+	if (n < 0) {
+		snprintf(err, errlen, "bad RedisSentinel \"%.200s\"",
+		    cfg->redis_sentinel);
+		return NULL;
+	}
+	c = mt_sentinel_connect(s, (size_t)n, cfg->redis_sentinel_master ?
+	    cfg->redis_sentinel_master : "mymaster", &o, &at, why, sizeof(why));
+	if (c == NULL)
+		snprintf(err, errlen, "no master through the Sentinels: %s", why);
+	return c;
+}
+
 redisContext *
 mt_redis_connect(const struct mt_config *cfg, char *err, size_t errlen)
 {
@@ -152,6 +242,9 @@ mt_redis_connect(const struct mt_config *cfg, char *err, size_t errlen)
 	int port;
 	const char *spec = cfg->redis_server ? cfg->redis_server
 	    : "127.0.0.1:6379";
+
+	if (cfg->redis_sentinel != NULL)
+		return connect_via_sentinels(cfg, err, errlen);
 
 	if (mt_redis_parse_server(spec, host, sizeof(host), &port) != 0) {
 		snprintf(err, errlen, "bad RedisServer \"%.200s\"", spec);
@@ -170,6 +263,7 @@ struct mt_redis_pool {
 	pthread_mutex_t mu;
 	redisContext *idle[POOL_MAX];
 	int nidle;
+	char name[600];		/* for messages: which Redis */
 };
 
 struct mt_redis_pool *
@@ -182,12 +276,24 @@ mt_redis_pool_new(const struct mt_config *cfg)
 	pthread_mutex_init(&p->mu, NULL);
 	p->rcfg.redis_server = strdup(cfg->redis_server ? cfg->redis_server
 	    : "127.0.0.1:6379");
+	p->rcfg.redis_sentinel = cfg->redis_sentinel ?
+	    strdup(cfg->redis_sentinel) : NULL;
+	p->rcfg.redis_sentinel_master = strdup(cfg->redis_sentinel_master ?
+	    cfg->redis_sentinel_master : "mymaster");
+	if (p->rcfg.redis_sentinel != NULL) {
+		snprintf(p->name, sizeof(p->name), "Redis master \"%s\" of "
+		    "Sentinels %s", p->rcfg.redis_sentinel_master,
+		    p->rcfg.redis_sentinel);
+	} else
+		snprintf(p->name, sizeof(p->name), "Redis %s",
+		    p->rcfg.redis_server ? p->rcfg.redis_server : "");
 	p->rcfg.redis_user = cfg->redis_user ? strdup(cfg->redis_user) : NULL;
 	p->rcfg.redis_password = cfg->redis_password ?
 	    strdup(cfg->redis_password) : NULL;
 	p->rcfg.redis_timeout_ms = cfg->redis_timeout_ms > 0 ?
 	    cfg->redis_timeout_ms : DEFAULT_TIMEOUT_MS;
-	if (p->rcfg.redis_server == NULL ||
+	if (p->rcfg.redis_server == NULL || !p->rcfg.redis_sentinel_master ||
+	    (cfg->redis_sentinel && !p->rcfg.redis_sentinel) ||
 	    (cfg->redis_user && !p->rcfg.redis_user) ||
 	    (cfg->redis_password && !p->rcfg.redis_password)) {
 		mt_redis_pool_free(p);
@@ -228,7 +334,13 @@ mt_redis_pool_put(struct mt_redis_pool *p, redisContext *c)
 const char *
 mt_redis_pool_server(const struct mt_redis_pool *p)
 {
-	return p->rcfg.redis_server;
+	return p->name;
+}
+
+int
+mt_redis_pool_replicas(const struct mt_redis_pool *p)
+{
+	return p->rcfg.redis_sentinel != NULL ? 1 : 0;
 }
 
 int
@@ -245,6 +357,8 @@ mt_redis_pool_free(struct mt_redis_pool *p)
 	for (int i = 0; i < p->nidle; i++)
 		redisFree(p->idle[i]);
 	free(p->rcfg.redis_server);
+	free(p->rcfg.redis_sentinel);
+	free(p->rcfg.redis_sentinel_master);
 	free(p->rcfg.redis_user);
 	if (p->rcfg.redis_password != NULL)
 		explicit_bzero(p->rcfg.redis_password,

@@ -42,6 +42,14 @@ int mt_redis_parse_list(const char *spec, struct mt_redis_endpoint *out,
 redisContext *mt_redis_connect_to(const char *host, int port, int timeout_ms,
     const char *user, const char *password, char *err, size_t errlen);
 
+/*
+ * After a reply: when it is an error saying that this server takes no
+ * writes now (READONLY: a master demoted by a failover; MASTERDOWN;
+ * LOADING), marks c broken, so that the pool closes it and the next
+ * connection asks the Sentinels anew. 1 when it did.
+ */
+int mt_redis_note_reply(redisContext *c, const redisReply *r);
+
 /* A ready context (authenticated, timeouts set) or NULL with err filled. */
 redisContext *mt_redis_connect(const struct mt_config *cfg, char *err,
     size_t errlen);
@@ -62,6 +70,20 @@ void mt_redis_pool_put(struct mt_redis_pool *p, redisContext *c);
 const char *mt_redis_pool_server(const struct mt_redis_pool *p);
 int mt_redis_pool_timeout_ms(const struct mt_redis_pool *p);
 void mt_redis_pool_free(struct mt_redis_pool *p);
+
+/*
+ * Replicas that must acknowledge a write before it counts as stored: 1
+ * with RedisSentinel (a failover then loses nothing that was
+ * acknowledged, as replication is asynchronous), 0 for a single server.
+ */
+int mt_redis_pool_replicas(const struct mt_redis_pool *p);
+
+/*
+ * WAIT until n replicas have every write made on c so far, at most
+ * timeout_ms. 0, or -1 with err (too few: the caller keeps its own copy).
+ */
+int mt_redis_wait_replicas(redisContext *c, int n, int timeout_ms, char *err,
+    size_t errlen);
 
 /* The SHA-1 hex digest EVALSHA names a script by. 0 or -1. */
 int mt_redis_script_sha(const char *script, size_t len, char out[41]);

@@ -325,9 +325,11 @@ run_call(struct mt_store *st, redisContext *c, struct argv *a, char *why,
 		io_reason(st, c, why, whylen);
 		return W_IO;
 	}
-	if (rep->type == REDIS_REPLY_ERROR)
+	if (rep->type == REDIS_REPLY_ERROR) {
 		snprintf(why, whylen, "%.300s", rep->str);
-	else if ((rep->type == REDIS_REPLY_STRING ||
+		if (mt_redis_note_reply(c, rep))
+			res = W_IO;	/* a failover: spool, try the new master */
+	} else if ((rep->type == REDIS_REPLY_STRING ||
 	    rep->type == REDIS_REPLY_STATUS) && strcmp(rep->str, "ok") == 0)
 		res = W_OK;
 	else if ((rep->type == REDIS_REPLY_STRING ||
@@ -358,6 +360,11 @@ store_write(struct mt_store *st, const struct mt_record *r, int replayed,
 		return W_IO;
 	}
 	res = run_call(st, c, &a, why, whylen);
+	/* Replicated, or the spool keeps it (a failover loses nothing). */
+	if ((res == W_OK || res == W_DUP) && mt_redis_pool_replicas(st->pool) &&
+	    mt_redis_wait_replicas(c, mt_redis_pool_replicas(st->pool),
+	    mt_redis_pool_timeout_ms(st->pool), why, whylen) != 0)
+		res = c->err ? W_IO : W_REPLY;
 	mt_redis_pool_put(st->pool, c);
 	argv_free(&a);
 	return res;
@@ -380,7 +387,7 @@ breaker_trip(struct mt_store *st, const char *why, int io)
 	st->redis_down = 1;
 	pthread_mutex_unlock(&st->mu);
 	if (!was)	/* one warning per outage, not one per message */
-		say(st, LOG_WARNING, "Redis %s %s (%s): spooling",
+		say(st, LOG_WARNING, "%s %s (%s): spooling",
 		    mt_redis_pool_server(st->pool), io ? "unreachable" : "refused a write",
 		    why);
 }
@@ -403,7 +410,7 @@ breaker_reset(struct mt_store *st)
 	st->down_until = 0;
 	pthread_mutex_unlock(&st->mu);
 	if (was)
-		say(st, LOG_NOTICE, "Redis %s reachable again",
+		say(st, LOG_NOTICE, "%s reachable again",
 		    mt_redis_pool_server(st->pool));
 }
 
