@@ -131,16 +131,17 @@ def spawn(argv, **kw):
 class Redis:
     """A private redis-server on 127.0.0.1; stop() and start() keep the port."""
 
-    def __init__(self, port=None, persistent=False):
+    def __init__(self, port=None, persistent=False, extra_args=()):
         self.port = port or free_port()
         self.persistent = persistent
+        self.extra_args = list(extra_args)
         self.dir = make_workdir("redis")
         self.proc = None
 
     def start(self):
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--dir", self.dir, "--daemonize", "no",
-                "--logfile", os.path.join(self.dir, "redis.log")]
+                "--logfile", os.path.join(self.dir, "redis.log")] + self.extra_args
         if self.persistent:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
