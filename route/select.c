@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "route.h"
+#include "../state/redis.h"
 
 struct slot {
 	struct mt_route route;
@@ -273,20 +274,41 @@ static const char take_script[] =
     "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end "
     "return 1";
 
+static struct mt_redis_script take;
+static pthread_once_t take_once = PTHREAD_ONCE_INIT;
+static int take_ok;
+
+static void
+take_init(void)
+{
+	take_ok = mt_redis_script_init(&take, take_script) == 0;
+}
+
 int
 mt_route_take_redis(redisContext *rc, const char *prefix,
     const struct mt_route *r, long day, long cap)
 {
-	char ds[16], key[256];
+	char ds[16], key[256], capv[24];
+	const char *argv[6];
+	size_t len[6];
 	redisReply *rep;
 	int rv = -1;
 
 	if (rc == NULL)
 		return -1;
+	pthread_once(&take_once, take_init);
+	if (!take_ok)
+		return -1;
 	mt_route_day_string(day, ds);
 	snprintf(key, sizeof(key), "%sroute:%s:%s", prefix, r->name, ds);
-	rep = redisCommand(rc, "EVAL %s 1 %s %ld %d", take_script, key, cap,
-	    2 * 86400);
+	snprintf(capv, sizeof(capv), "%ld", cap);
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = capv;
+	argv[5] = "172800";		/* two days: a counter outlives its day */
+	for (int i = 2; i < 6; i++)
+		len[i] = strlen(argv[i]);
+	rep = mt_redis_eval(rc, &take, 6, argv, len);
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
 		rv = rep->integer == 1 ? 1 : 0;
 	if (rep != NULL)

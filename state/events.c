@@ -64,7 +64,7 @@ struct mt_events {
 	struct mt_redis_pool *pool;
 	char *prefix;
 	char ttl[24], maxlen[24];
-	char sha[41];
+	struct mt_redis_script script;
 };
 
 void
@@ -108,8 +108,7 @@ mt_events_new(const struct mt_config *cfg, char *err, size_t errlen)
 	snprintf(ev->maxlen, sizeof(ev->maxlen), "%ld",
 	    cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000);
 	if (ev->pool == NULL || ev->prefix == NULL ||
-	    mt_redis_script_sha(events_lua, sizeof(events_lua) - 1,
-	    ev->sha) != 0) {
+	    mt_redis_script_init(&ev->script, events_lua) != 0) {
 		snprintf(err, errlen, "out of memory");
 		mt_events_free(ev);
 		return NULL;
@@ -212,12 +211,21 @@ mt_events_lookup(struct mt_events *ev, redisContext *c, const char *kind,
 	return rc;
 }
 
-static int
-append_event(struct mt_events *ev, redisContext *c, const struct mt_event *e)
-{
+#define EVENT_ARGC 18
+
+/* The script call's arguments; argv[0..1] are mt_redis_eval*()'s. */
+struct event_call {
 	char k[5][MT_EVENTS_ID_MAX + 128];
-	const char *argv[18];
-	size_t len[18];
+	const char *argv[EVENT_ARGC];
+	size_t len[EVENT_ARGC];
+};
+
+static void
+event_call(struct mt_events *ev, const struct mt_event *e,
+    struct event_call *call)
+{
+	char (*k)[MT_EVENTS_ID_MAX + 128] = call->k;
+	const char **argv = call->argv;
 	int i;
 
 	snprintf(k[0], sizeof(k[0]), "%s{%s}", ev->prefix, e->id);
@@ -225,8 +233,6 @@ append_event(struct mt_events *ev, redisContext *c, const struct mt_event *e)
 	snprintf(k[2], sizeof(k[2]), "%s{%s}:ev", ev->prefix, e->id);
 	snprintf(k[3], sizeof(k[3]), "%sevents", ev->prefix);
 	snprintf(k[4], sizeof(k[4]), "%s{%s}:seen", ev->prefix, e->id);
-	argv[0] = "EVALSHA";
-	argv[1] = ev->sha;
 	argv[2] = "5";
 	for (i = 0; i < 5; i++)
 		argv[3 + i] = k[i];
@@ -240,9 +246,8 @@ append_event(struct mt_events *ev, redisContext *c, const struct mt_event *e)
 	argv[15] = e->ev;
 	argv[16] = e->json;
 	argv[17] = e->only_known ? "1" : "0";
-	for (i = 0; i < 18; i++)
-		len[i] = strlen(argv[i]);
-	return redisAppendCommandArgv(c, 18, argv, len) == REDIS_OK ? 0 : -1;
+	for (i = 2; i < EVENT_ARGC; i++)
+		call->len[i] = strlen(argv[i]);
 }
 
 static enum mt_event_result
@@ -270,40 +275,60 @@ mt_events_apply(struct mt_events *ev, redisContext *c,
     const struct mt_event *e, size_t n, enum mt_event_result *res,
     char *err, size_t errlen)
 {
+	struct event_call call;
 	redisReply *rep;
-	size_t i;
+	unsigned char *redo = calloc(n ? n : 1, 1);
+	size_t i, again = 0;
 	int rc = 0;
 
-	/*
-	 * SCRIPT LOAD first in the same pipeline: a fresh or flushed server
-	 * then never answers NOSCRIPT, and it costs no extra round trip.
-	 */
-	if (redisAppendCommand(c, "SCRIPT LOAD %b", events_lua,
-	    sizeof(events_lua) - 1) != REDIS_OK) {
-		io_error(c, err, errlen);
+	if (redo == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < n; i++)
-		if (append_event(ev, c, &e[i]) != 0) {
+
+	for (i = 0; i < n; i++) {
+		event_call(ev, &e[i], &call);
+		if (mt_redis_eval_append(c, &ev->script, EVENT_ARGC, call.argv,
+		    call.len) != 0) {
 			io_error(c, err, errlen);
+			free(redo);
 			return -1;
 		}
-	for (i = 0; i <= n; i++) {
+	}
+	for (i = 0; i < n; i++) {
 		if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
 			io_error(c, err, errlen);
+			free(redo);
 			return -1;
 		}
 		mt_redis_note_reply(c, rep);
-		if (i == 0) {
-			if (rep->type == REDIS_REPLY_ERROR) {
-				snprintf(err, errlen, "Redis: %.200s", rep->str);
-				rc = -1;
-			}
-		} else if ((res[i - 1] = result_of(rep, err, errlen)) ==
+		if (mt_redis_is_noscript(rep)) {
+			res[i] = MT_EV_FAILED;	/* not run: sent again below */
+			redo[i] = 1;
+			again++;
+		} else if ((res[i] = result_of(rep, err, errlen)) ==
 		    MT_EV_FAILED)
 			rc = -1;
 		freeReplyObject(rep);
 	}
+	/* A new or flushed server: the first call loads the script. */
+	for (i = 0; i < n && again > 0; i++) {
+		if (!redo[i])
+			continue;
+		event_call(ev, &e[i], &call);
+		rep = mt_redis_eval(c, &ev->script, EVENT_ARGC, call.argv,
+		    call.len);
+		if (rep == NULL) {
+			io_error(c, err, errlen);
+			free(redo);
+			return -1;
+		}
+		mt_redis_note_reply(c, rep);
+		if ((res[i] = result_of(rep, err, errlen)) == MT_EV_FAILED)
+			rc = -1;
+		freeReplyObject(rep);
+	}
+	free(redo);
 	/* Replicated, or the caller tries again (events are idempotent). */
 	if (rc == 0 && mt_redis_pool_replicas(ev->pool) &&
 	    mt_redis_wait_replicas(c, mt_redis_pool_replicas(ev->pool),

@@ -92,7 +92,7 @@ struct mt_store {
 	char *prefix;
 	long ttl;		/* seconds */
 	long maxlen;
-	char sha[41];
+	struct mt_redis_script script;
 	mt_store_report_fn *report;
 	struct mt_spool spool;
 
@@ -236,7 +236,7 @@ add_fields(struct argv *a, const struct mt_record *r)
 	return nf;
 }
 
-/* Builds EVALSHA sha numkeys KEYS... ARGV...; -1 when out of memory. */
+/* Builds [EVALSHA sha] numkeys KEYS... ARGV...; -1 when out of memory. */
 static int
 build_call(struct mt_store *st, const struct mt_record *r, int replayed,
     struct argv *a)
@@ -251,8 +251,8 @@ build_call(struct mt_store *st, const struct mt_record *r, int replayed,
 	a->owned = calloc(cap, sizeof(*a->owned));
 	if (a->v == NULL || a->len == NULL || a->owned == NULL)
 		return -1;
-	arg_add(a, "EVALSHA");
-	arg_add(a, st->sha);
+	arg_add(a, "");		/* EVALSHA sha: mt_redis_eval() */
+	arg_add(a, "");
 	arg_addf(a, "%zu", 8 + r->nrcpt);
 	arg_addf(a, "%s{%s}", P, r->id);
 	arg_addf(a, "%s{%s}:rcpt", P, r->id);
@@ -310,17 +310,7 @@ run_call(struct mt_store *st, redisContext *c, struct argv *a, char *why,
 	redisReply *rep;
 	enum write_result res = W_REPLY;
 
-	rep = redisCommandArgv(c, (int)a->n, a->v, a->len);
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-		/* New or flushed server: EVAL also caches it for next time. */
-		freeReplyObject(rep);
-		a->v[0] = "EVAL";
-		a->v[1] = store_lua;
-		a->len[0] = 4;
-		a->len[1] = sizeof(store_lua) - 1;
-		rep = redisCommandArgv(c, (int)a->n, a->v, a->len);
-	}
+	rep = mt_redis_eval(c, &st->script, (int)a->n, a->v, a->len);
 	if (rep == NULL) {
 		io_reason(st, c, why, whylen);
 		return W_IO;
@@ -657,8 +647,8 @@ mt_store_new(const struct mt_config *cfg, mt_store_report_fn *report,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (copy_config(st, cfg) != 0 || mt_redis_script_sha(store_lua,
-	    sizeof(store_lua) - 1, st->sha) != 0) {
+	if (copy_config(st, cfg) != 0 || mt_redis_script_init(&st->script,
+	    store_lua) != 0) {
 		snprintf(err, errlen, "out of memory");
 		store_release(st);
 		return NULL;

@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../../common/config.h"
+#include "../../state/events.h"
 #include "../../state/redis.h"
 #include "../../state/store.h"
 
@@ -345,6 +346,48 @@ same_record_twice_is_written_once(void **state)
 	mt_store_free(st);
 }
 
+/* A restarted or flushed server forgets every script: each caller loads it. */
+static void
+scripts_are_loaded_again_after_script_flush(void **state)
+{
+	struct mt_store *st;
+	struct mt_events *ev;
+	struct mt_record r;
+	struct mt_event e[2];
+	enum mt_event_result res[2];
+	redisContext *c, *x;
+	char err[256];
+
+	st = mt_store_new(&cfg, report, err, sizeof(err));
+	assert_non_null(st);
+	fill(&r, ID1, "AAA111");
+	c = inspect();
+	freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+	assert_int_equal(mt_store_put(st, &r, err, sizeof(err)), MT_STORE_REDIS);
+	ev = mt_events_new(&cfg, err, sizeof(err));
+	assert_non_null(ev);
+	x = mt_events_get(ev, err, sizeof(err));
+	assert_non_null(x);
+	e[0] = (struct mt_event){ .id = ID1, .ev = "SEND",
+	    .rcpt = "bob@example.net", .status = "sent", .fingerprint = "f1",
+	    .json = "{\"ev\":\"SEND\"}" };
+	e[1] = e[0];
+	e[1].rcpt = "carol@example.net";
+	e[1].fingerprint = "f2";
+	freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+	assert_int_equal(mt_events_apply(ev, x, e, 2, res, err, sizeof(err)), 0);
+	assert_int_equal(res[0], MT_EV_CHANGED);
+	assert_int_equal(res[1], MT_EV_CHANGED);
+	mt_events_put(ev, x);
+	assert_field(c, "mt:{" ID1 "}:rcpt", "bob@example.net", "sent");
+	assert_field(c, "mt:{" ID1 "}:rcpt", "carol@example.net", "sent");
+	assert_int_equal(int_cmd(c, "LLEN %s", "mt:{" ID1 "}:ev"), 3);
+	redisFree(c);
+	mt_events_free(ev);
+	mt_record_free(&r);
+	mt_store_free(st);
+}
+
 static void
 kept_id_does_not_overwrite_the_origin(void **state)
 {
@@ -624,6 +667,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(record_lands_in_every_key_with_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(same_record_twice_is_written_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(scripts_are_loaded_again_after_script_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(kept_id_does_not_overwrite_the_origin, setup, teardown),
 		cmocka_unit_test_setup_teardown(redis_down_spools_and_replay_drains_once_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_files_move_aside_and_the_rest_replays, setup, teardown),
