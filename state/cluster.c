@@ -131,6 +131,17 @@ reply_int(const redisReply *r, long long lo, long long hi, long long *out)
 }
 
 static int
+map_node_index_find(const struct mt_cluster_map *map, const char *host,
+    int port)
+{
+	for (size_t i = 0; i < map->nnodes; i++)
+		if (map->node[i].port == port &&
+		    strcasecmp(map->node[i].host, host) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
 map_node_index(struct mt_cluster_map *map, const char *host, int port)
 {
 	size_t i;
@@ -213,6 +224,9 @@ mt_cluster_parse_slots(const redisReply *r, const struct
 		}
 		for (long long s = lo; s <= hi; s++)
 			map->slot_node[s] = (int16_t)idx;
+		if (e->elements - 3 > map->replicas[idx])
+			map->replicas[idx] = (unsigned char)(e->elements - 3 >
+			    255 ? 255 : e->elements - 3);
 	}
 	return 0;
 }
@@ -233,7 +247,15 @@ struct mt_cluster {
 	size_t nconns;
 	int timeout_ms;
 	char *user, *password;
+	int wait;		/* WAIT for a replica after writes */
+	int unreplicated;	/* this run: a WAIT came short */
 };
+
+void
+mt_cluster_wait_replicas(struct mt_cluster *cl, int on)
+{
+	cl->wait = on;
+}
 
 struct mt_cluster *
 mt_cluster_new(const char *seeds, const struct mt_cluster_opts *o, char *err,
@@ -387,6 +409,7 @@ struct job {
 	int asking;			/* an ASK redirection: ASKING first */
 	int load;			/* NOSCRIPT: SCRIPT LOAD first */
 	int done;
+	int node;			/* sent to nodes[node] this round, -1 */
 };
 
 static void
@@ -462,6 +485,9 @@ append_job(redisContext *c, const struct job *j)
 	if (j->load && redisAppendCommand(c, "SCRIPT LOAD %s", m->script)
 	    != REDIS_OK)
 		return -1;
+	if (m->formatted != NULL)
+		return redisAppendFormattedCommand(c, m->formatted,
+		    m->formattedlen) == REDIS_OK ? 0 : -1;
 	return redisAppendCommandArgv(c, m->argc, m->argv, m->argvlen) ==
 	    REDIS_OK ? 0 : -1;
 }
@@ -478,48 +504,109 @@ skip_reply(redisContext *c)
 	return 0;
 }
 
-/*
- * Sends every pending job for node `to` in one pipeline and settles the
- * replies. -1 when the connection failed (its jobs stay pending).
- */
 static int
-run_node(struct mt_cluster *cl, struct job *jobs, size_t n,
-    const struct mt_redis_endpoint *to, int *stale, char *err, size_t errlen)
+job_for(const struct job *j, const struct mt_redis_endpoint *to)
 {
-	struct conn *k = conn_for(cl, to);
-	redisContext *c = conn_get(cl, k, err, errlen);
-	size_t i;
+	return !j->done && j->to.port == to->port &&
+	    strcasecmp(j->to.host, to->host) == 0;
+}
+
+/* One node's part of a round: its pipeline, sent, then its replies. */
+struct node_run {
+	struct mt_redis_endpoint to;
+	struct conn *k;
+	int wait;		/* a WAIT follows the jobs */
+	int failed;
+};
+
+static void
+node_broken(struct mt_cluster *cl, struct node_run *nr, int *stale,
+    char *err, size_t errlen)
+{
+	redisContext *c = nr->k ? nr->k->c : NULL;
+
+	snprintf(err, errlen, "%s:%d: %s", nr->to.host, nr->to.port,
+	    c && c->errstr[0] ? c->errstr : "connection lost");
+	if (nr->k)
+		conn_drop(nr->k);
+	nr->failed = 1;
+	*stale = 1;
+	(void)cl;
+}
+
+/* Appends the node's pending jobs and writes them out without waiting. */
+static void
+send_node(struct mt_cluster *cl, struct job *jobs, size_t n,
+    struct node_run *nr, int self, int *stale, char *err, size_t errlen)
+{
+	redisContext *c;
+	int idx = map_node_index_find(&cl->map, nr->to.host, nr->to.port);
+	int done = 0;
+
+	nr->k = conn_for(cl, &nr->to);
+	nr->wait = cl->wait && idx >= 0 && cl->map.replicas[idx] > 0;
+	if ((c = conn_get(cl, nr->k, err, errlen)) == NULL) {
+		nr->failed = 1;
+		*stale = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!job_for(&jobs[i], &nr->to))
+			continue;
+		if (append_job(c, &jobs[i]) < 0)
+			goto broken;
+		jobs[i].node = self;
+	}
+	if (nr->wait && redisAppendCommand(c, "WAIT 1 %d", cl->timeout_ms / 2 >
+	    0 ? cl->timeout_ms / 2 : 1) != REDIS_OK)
+		goto broken;
+	while (!done)
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			goto broken;
+	return;
+broken:
+	node_broken(cl, nr, stale, err, errlen);
+}
+
+/* Reads the node's replies and settles its jobs. */
+static void
+recv_node(struct mt_cluster *cl, struct job *jobs, size_t n,
+    struct node_run *nr, int self, int *stale, char *err, size_t errlen)
+{
+	redisContext *c = nr->k->c;
 	void *r;
 
-	if (c == NULL)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (!jobs[i].done && jobs[i].to.port == to->port &&
-		    strcasecmp(jobs[i].to.host, to->host) == 0 &&
-		    append_job(c, &jobs[i]) < 0)
-			goto broken;
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct job *j = &jobs[i];
 		int asking = j->asking, load = j->load;
 
-		if (j->done || j->to.port != to->port ||
-		    strcasecmp(j->to.host, to->host) != 0)
+		if (j->done || j->node != self)
 			continue;
 		if ((asking && skip_reply(c) < 0) || (load && skip_reply(c) < 0))
 			goto broken;
 		if (redisGetReply(c, &r) != REDIS_OK)
 			goto broken;
-		/* Settling may move the job elsewhere: compare it no more. */
+		/* Settling may move the job elsewhere: its reply is read. */
 		j->asking = 0;
+		j->node = -1;
 		settle(cl, j, r, stale);
 	}
-	return 0;
+	if (nr->wait) {
+		redisReply *w;
+
+		if (redisGetReply(c, (void **)&w) != REDIS_OK)
+			goto broken;
+		if (w->type != REDIS_REPLY_INTEGER || w->integer < 1) {
+			snprintf(err, errlen, "%s:%d: no replica acknowledged "
+			    "the writes in %d ms", nr->to.host, nr->to.port,
+			    cl->timeout_ms / 2);
+			cl->unreplicated = 1;
+		}
+		freeReplyObject(w);
+	}
+	return;
 broken:
-	snprintf(err, errlen, "%s:%d: %s", to->host, to->port, c->errstr[0] ?
-	    c->errstr : "connection lost");
-	conn_drop(k);
-	*stale = 1;
-	return -1;
+	node_broken(cl, nr, stale, err, errlen);
 }
 
 int
@@ -527,14 +614,18 @@ mt_cluster_run(struct mt_cluster *cl, struct mt_cluster_cmd *cmds, size_t n,
     char *err, size_t errlen)
 {
 	struct job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+	struct node_run *nodes = calloc(n ? n : 1, sizeof(*nodes));
 	size_t left = n;
 	int round;
 
-	if (jobs == NULL) {
+	if (jobs == NULL || nodes == NULL) {
+		free(jobs);
+		free(nodes);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	err[0] = '\0';
+	cl->unreplicated = 0;
 	if (!cl->have_map)
 		mt_cluster_refresh(cl, err, errlen);
 	for (size_t i = 0; i < n; i++) {
@@ -544,21 +635,33 @@ mt_cluster_run(struct mt_cluster *cl, struct mt_cluster_cmd *cmds, size_t n,
 	}
 	for (round = 0; left > 0 && round < ROUNDS_MAX; round++) {
 		int stale = 0;
+		size_t nn = 0;
 
+		/* The nodes this round goes to, each once. */
 		for (size_t i = 0; i < n; i++) {
-			struct mt_redis_endpoint to = jobs[i].to;
+			size_t k;
 
-			if (jobs[i].done || jobs[i].cmd->reply != NULL)
+			if (jobs[i].done)
 				continue;
-			/* The first pending job of each node runs the node. */
-			int first = 1;
-			for (size_t k = 0; k < i && first; k++)
-				if (!jobs[k].done && jobs[k].to.port == to.port &&
-				    strcasecmp(jobs[k].to.host, to.host) == 0)
-					first = 0;
-			if (first)
-				run_node(cl, jobs, n, &to, &stale, err, errlen);
+			for (k = 0; k < nn && !(nodes[k].to.port ==
+			    jobs[i].to.port && strcasecmp(nodes[k].to.host,
+			    jobs[i].to.host) == 0); k++)
+				;
+			if (k == nn) {
+				memset(&nodes[nn], 0, sizeof(nodes[nn]));
+				nodes[nn++].to = jobs[i].to;
+			}
 		}
+		/* Every pipeline goes out first: one round trip in all. */
+		for (size_t i = 0; i < n; i++)
+			jobs[i].node = -1;
+		for (size_t k = 0; k < nn; k++)
+			send_node(cl, jobs, n, &nodes[k], (int)k, &stale, err,
+			    errlen);
+		for (size_t k = 0; k < nn; k++)
+			if (!nodes[k].failed)
+				recv_node(cl, jobs, n, &nodes[k], (int)k, &stale,
+				    err, errlen);
 		left = 0;
 		for (size_t i = 0; i < n; i++)
 			left += !jobs[i].done;
@@ -576,6 +679,9 @@ mt_cluster_run(struct mt_cluster *cl, struct mt_cluster_cmd *cmds, size_t n,
 				route(cl, &jobs[i]);
 	}
 	free(jobs);
+	free(nodes);
+	if (left == 0 && cl->unreplicated)
+		return -1;	/* err names the node */
 	if (left == 0) {
 		err[0] = '\0';
 		return 0;

@@ -36,6 +36,7 @@ int mt_cluster_parse_redirect(const char *text, size_t len,
 struct mt_cluster_map {
 	struct mt_redis_endpoint node[MT_CLUSTER_NODES_MAX];
 	size_t nnodes;
+	unsigned char replicas[MT_CLUSTER_NODES_MAX];	/* per node */
 	int16_t slot_node[MT_CLUSTER_SLOTS];	/* index into node, -1 none */
 };
 /*
@@ -73,7 +74,9 @@ int mt_cluster_refresh(struct mt_cluster *cl, char *err, size_t errlen);
  * NULL when the command could not be delivered.
  */
 struct mt_cluster_cmd {
-	int argc;
+	const char *formatted;		/* the command in RESP, or NULL: */
+	size_t formattedlen;
+	int argc;			/* the command as arguments */
 	const char **argv;
 	const size_t *argvlen;
 	const char *key;
@@ -90,5 +93,12 @@ struct mt_cluster_cmd {
  */
 int mt_cluster_run(struct mt_cluster *cl, struct mt_cluster_cmd *cmds,
     size_t n, char *err, size_t errlen);
+
+/*
+ * From now on each run ends, on every node it wrote to that has replicas,
+ * with WAIT for one of them; a run whose writes no replica acknowledged
+ * in time returns -1 (the replies are still filled in). on = 0 stops it.
+ */
+void mt_cluster_wait_replicas(struct mt_cluster *cl, int on);
 
 #endif
