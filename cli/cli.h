@@ -14,6 +14,9 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "../state/db.h"
+#include "../state/schema.h"
+
 /* Exit codes promised by PRODUCT.md. */
 enum { CLI_FOUND = 0, CLI_NOT_FOUND = 1, CLI_FAIL = 2 };
 
@@ -26,8 +29,9 @@ struct cli {
 	const char *config_path;
 	int json;			/* --json */
 	struct mt_config *cfg;		/* loaded on first cli_connect() */
-	redisContext *rc;
-	const char *prefix;		/* RedisPrefix */
+	struct mt_db *db;
+	struct mt_db_link *link;
+	struct mt_schema schema;	/* key names */
 	/* Set by cli_resolve for a Message-ID: every message that carried
 	 * it, the first (the original) first. */
 	char (*msgid_ids)[CLI_ID_MAX + 1];
@@ -53,9 +57,10 @@ int cli_fail(const struct cli *c);		/* prints err, CLI_FAIL */
 struct cli_msg {
 	char id[CLI_ID_MAX + 1];
 	redisReply *rec;	/* HGETALL P{ID}: field, value, ... */
-	redisReply *rcpt;	/* HGETALL P{ID}:rcpt */
+	redisReply *rcpt;	/* its r:ADDRESS fields as address, status */
 	redisReply *evraw;	/* LRANGE P{ID}:ev, NULL when not asked for */
-	redisReply *path;	/* GET P{ID}:path: the hop path JSON, or nil */
+	char *path;		/* the hop path JSON of the last RECEIVE
+				 * event that has one, or NULL */
 	json_t **ev;		/* the events that parsed as JSON objects */
 	size_t nev;
 	size_t bad;		/* malformed events or path entries skipped */
@@ -75,16 +80,24 @@ int cli_msg_load(struct cli *c, const char *id, int with_events,
 void cli_msg_free(struct cli_msg *m);
 const char *cli_msg_field(const struct cli_msg *m, const char *name,
     size_t *len);
-/* Runs one command; NULL with err set on I/O or Redis error replies. */
-redisReply *cli_command(struct cli *c, const char *fmt, ...);
+/* Runs one command (key routes it); NULL with err set on I/O or Redis
+ * error replies. */
+redisReply *cli_command(struct cli *c, const char *key, const char *fmt, ...);
+/* A key of the schema (exits when out of memory); free it. */
+char *cli_key(const struct cli *c, enum mt_key_kind kind, const char *arg,
+    size_t len);
+/* The r:ADDRESS fields of an HGETALL of a record, as address, status
+ * pairs (freeReplyObject frees it). */
+redisReply *cli_rcpt_pairs(const redisReply *rec);
 int cli_reply_is_pairs(const redisReply *r);	/* HGETALL-shaped array */
 /*
- * Reads n pipelined replies into out (all slots set, NULL when never read);
- * -1 with err set when one failed or was an error reply. Caller frees.
+ * Runs a batch; 0, or -1 with err set when Redis failed or a reply is an
+ * error. The replies stay in b (mt_db_reply) until mt_db_batch_free.
  */
-int cli_collect_replies(struct cli *c, redisReply **out, size_t n);
+int cli_run(struct cli *c, struct mt_db_batch *b);
 
 /* show.c: memory, escaping, times, numbers, tables */
+void cli_oom(void) __attribute__((noreturn));	/* says so, exits */
 void *cli_xmalloc(size_t n);
 void *cli_xrealloc(void *p, size_t n);
 char *cli_xstrndup(const char *s, size_t len);

@@ -37,7 +37,7 @@ struct lw {
 	struct mt_events *ev;
 	const char *state;
 	struct mt_dlv *dlv;		/* BATCH results waiting */
-	char (*fp)[33];			/* their fingerprints */
+	char (*fp)[MT_EVENTS_FP_SIZE];	/* their fingerprints */
 	size_t n;
 	char **names;			/* syslog names whose results count */
 	size_t n_names, n_own;		/* the last n_own are malloc'd */
@@ -98,11 +98,10 @@ note_bad(struct lw *w, const char *line, size_t len)
 		    "are only counted\n");
 }
 
-/* Lookup + apply for the batch; 0, or -1 when Redis failed (retry it). */
+/* Records the batch; 0, or -1 when Redis failed (retry it). */
 static int
-apply_batch(struct lw *w, redisContext *rc)
+apply_batch(struct lw *w)
 {
-	const char *qids[BATCH];
 	char (*ids)[MT_EVENTS_ID_MAX + 1] = calloc(BATCH, sizeof(*ids));
 	struct mt_event e[BATCH];
 	enum mt_event_result res[BATCH];
@@ -114,33 +113,29 @@ apply_batch(struct lw *w, redisContext *rc)
 		snprintf(w->c->err, sizeof(w->c->err), "out of memory");
 		return -1;
 	}
-	for (i = 0; i < w->n; i++)
-		qids[i] = w->dlv[i].qid;
-	if (mt_events_lookup(w->ev, rc, "qid", qids, w->n, ids, w->c->err,
-	    sizeof(w->c->err)) != 0)
-		goto out;
 	for (i = 0; i < w->n; i++) {
 		const struct mt_dlv *d = &w->dlv[i];
 
-		if (ids[i][0] == '\0')
-			continue;	/* not mail we track */
 		json[m] = mt_dlv_event_json(d, d->t_ms >= 0 ? d->t_ms
 		    : mt_clock_ms(CLOCK_REALTIME));
 		if (json[m] == NULL)
 			continue;
 		e[m] = (struct mt_event){
-			.id = ids[i], .ev = mt_dlv_event_name(d->status),
+			.find = MT_FIND_QID, .key = d->qid,
+			.ev = mt_dlv_event_name(d->status),
 			.rcpt = d->rcpt, .alt_rcpt = d->orig_rcpt,
 			.status = mt_dlv_status_name(d->status),
 			.fingerprint = w->fp[i], .json = json[m],
 		};
 		m++;
 	}
-	if (m == 0 || mt_events_apply(w->ev, rc, e, m, res, w->c->err,
+	if (m == 0 || mt_events_record(w->ev, e, m, res, ids, w->c->err,
 	    sizeof(w->c->err)) == 0) {
 		rc_ok = 0;
-		w->k.tracked += m;
 		for (i = 0; i < m; i++) {
+			if (ids[i][0] == '\0')
+				continue;	/* not mail we track */
+			w->k.tracked++;
 			w->k.written += res[i] == MT_EV_CHANGED ||
 			    res[i] == MT_EV_RECORDED;
 			w->k.dup += res[i] == MT_EV_DUPLICATE;
@@ -148,7 +143,6 @@ apply_batch(struct lw *w, redisContext *rc)
 	}
 	for (i = 0; i < m; i++)
 		free(json[i]);
-out:
 	free(ids);
 	return rc_ok;
 }
@@ -156,21 +150,15 @@ out:
 /* Applies the batch (retrying while Redis is away unless once), saves the
  * position. 0, or -1 to give up. */
 static int
-flush_batch(struct lw *w, struct mt_follow *f, redisContext **rc, int once)
+flush_batch(struct lw *w, struct mt_follow *f, int once)
 {
 	char err[256];
 
 	while (w->n > 0) {
-		if (*rc == NULL)
-			*rc = mt_events_get(w->ev, w->c->err, sizeof(w->c->err));
-		if (*rc != NULL && apply_batch(w, *rc) == 0)
+		if (apply_batch(w) == 0)
 			break;
 		fprintf(stderr, "mailtrail logwatch: warning: %s; %s\n",
 		    w->c->err, once ? "giving up" : "retrying in 1s");
-		if (*rc != NULL) {
-			redisFree(*rc);
-			*rc = NULL;
-		}
 		if (once || stop_requested)
 			return -1;
 		sleep_ms(RETRY_MS);
@@ -218,7 +206,6 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
 static int
 follow_loop(struct lw *w, struct mt_follow *f, int once)
 {
-	redisContext *rc = NULL;
 	const char *line;
 	size_t len;
 	int r, cut, status = CLI_FOUND;
@@ -235,7 +222,7 @@ follow_loop(struct lw *w, struct mt_follow *f, int once)
 			if (w->n < BATCH)
 				continue;
 		}
-		if (flush_batch(w, f, &rc, once) != 0) {
+		if (flush_batch(w, f, once) != 0) {
 			status = CLI_FAIL;
 			break;
 		}
@@ -245,10 +232,8 @@ follow_loop(struct lw *w, struct mt_follow *f, int once)
 			sleep_ms(POLL_MS);
 		}
 	}
-	if (status == CLI_FOUND && flush_batch(w, f, &rc, 1) != 0)
+	if (status == CLI_FOUND && flush_batch(w, f, 1) != 0)
 		status = CLI_FAIL;
-	if (rc != NULL)
-		redisFree(rc);
 	return status;
 }
 

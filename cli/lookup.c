@@ -17,26 +17,102 @@
 #define MSGID_SHOWN 100
 
 redisReply *
-cli_command(struct cli *c, const char *fmt, ...)
+cli_command(struct cli *c, const char *key, const char *fmt, ...)
 {
-	redisReply *r;
+	struct mt_db_batch b;
+	redisReply *r = NULL;
 	va_list ap;
 
+	mt_db_batch_init(&b);
 	va_start(ap, fmt);
-	r = redisvCommand(c->rc, fmt, ap);
+	mt_db_addv(&b, key, fmt, ap);
 	va_end(ap);
-	if (r == NULL) {
-		snprintf(c->err, sizeof(c->err), "Redis: %s",
-		    c->rc->errstr[0] ? c->rc->errstr : "no reply");
-		return NULL;
+	if (cli_run(c, &b) == 0) {
+		r = b.cmd[0].reply;
+		b.cmd[0].reply = NULL;
 	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(c->err, sizeof(c->err), "Redis: %.*s",
-		    (int)(r->len > 300 ? 300 : r->len), r->str);
-		freeReplyObject(r);
-		return NULL;
-	}
+	mt_db_batch_free(&b);
 	return r;
+}
+
+char *
+cli_key(const struct cli *c, enum mt_key_kind kind, const char *arg,
+    size_t len)
+{
+	char *k = mt_key(&c->schema, kind, arg, len);
+
+	if (k == NULL)
+		cli_oom();
+	return k;
+}
+
+int
+cli_run(struct cli *c, struct mt_db_batch *b)
+{
+	char err[400];
+
+	if (b->oom)
+		cli_oom();
+	if (mt_db_run(c->link, b, 0, err, sizeof(err)) != 0) {
+		snprintf(c->err, sizeof(c->err), "Redis: %s", err);
+		return -1;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const redisReply *r = mt_db_reply(b, i);
+
+		if (r == NULL) {
+			snprintf(c->err, sizeof(c->err), "Redis: no reply");
+			return -1;
+		}
+		if (r->type == REDIS_REPLY_ERROR) {
+			snprintf(c->err, sizeof(c->err), "Redis: %.*s",
+			    (int)(r->len > 300 ? 300 : r->len), r->str);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static redisReply *
+str_reply(const char *s, size_t len)
+{
+	redisReply *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || (r->str = malloc(len + 1)) == NULL)
+		cli_oom();
+	r->type = REDIS_REPLY_STRING;
+	memcpy(r->str, s, len);
+	r->str[len] = '\0';
+	r->len = len;
+	return r;
+}
+
+redisReply *
+cli_rcpt_pairs(const redisReply *rec)
+{
+	redisReply *a = calloc(1, sizeof(*a));
+	const size_t plen = strlen(MT_RCPT_FIELD);
+	size_t i, n = 0;
+
+	if (a == NULL)
+		cli_oom();
+	a->type = REDIS_REPLY_ARRAY;
+	if (!cli_reply_is_pairs(rec))
+		return a;
+	a->element = calloc(rec->elements ? rec->elements : 1,
+	    sizeof(*a->element));
+	if (a->element == NULL)
+		cli_oom();
+	for (i = 0; i + 1 < rec->elements; i += 2) {
+		const redisReply *k = rec->element[i], *v = rec->element[i + 1];
+
+		if (k->len <= plen || memcmp(k->str, MT_RCPT_FIELD, plen) != 0)
+			continue;
+		a->element[n++] = str_reply(k->str + plen, k->len - plen);
+		a->element[n++] = str_reply(v->str, v->len);
+	}
+	a->elements = n;
+	return a;
 }
 
 int
@@ -90,9 +166,11 @@ has_trackid_form(const char *s, char out[CLI_ID_MAX + 1])
 static int
 record_exists(struct cli *c, const char *id)
 {
-	redisReply *r = cli_command(c, "EXISTS %s{%s}", c->prefix, id);
+	char *key = cli_key(c, MT_KEY_RECORD, id, strlen(id));
+	redisReply *r = cli_command(c, key, "EXISTS %s", key);
 	int rc;
 
+	free(key);
 	if (r == NULL)
 		return -1;
 	rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
@@ -108,10 +186,12 @@ static int
 follow_pointer(struct cli *c, const char *kind, const char *name,
     size_t namelen, char id[CLI_ID_MAX + 1])
 {
+	char *key = cli_key(c, MT_KEY_QID, name, namelen);
 	redisReply *r;
 	int rc;
 
-	r = cli_command(c, "GET %s%s:%b", c->prefix, kind, name, namelen);
+	r = cli_command(c, key, "GET %s", key);
+	free(key);
 	if (r == NULL)
 		return -1;
 	if (r->type != REDIS_REPLY_STRING) {
@@ -162,12 +242,13 @@ static int
 follow_msgid(struct cli *c, const char *name, size_t namelen,
     char id[CLI_ID_MAX + 1])
 {
+	char *key = cli_key(c, MT_KEY_MSGID, name, namelen);
 	redisReply *r;
 	size_t i, n = 0;
 	int rc = 0;
 
-	r = cli_command(c, "ZRANGE %smsgid:%b 0 %d", c->prefix, name, namelen,
-	    MSGID_SHOWN - 1);
+	r = cli_command(c, key, "ZRANGE %s 0 %d", key, MSGID_SHOWN - 1);
+	free(key);
 	if (r == NULL)
 		return -1;
 	if (r->type != REDIS_REPLY_ARRAY) {
@@ -245,72 +326,72 @@ parse_events(struct cli_msg *m)
 	}
 }
 
-int
-cli_collect_replies(struct cli *c, redisReply **out, size_t n)
+/* The hop path: the last RECEIVE event that carries one (a later MTA of
+ * the site extends the path). */
+static void
+find_path(struct cli_msg *m)
 {
-	size_t i;
-	int rc = 0;
-	void *r;
+	for (size_t i = m->nev; i-- > 0; ) {
+		const char *ev = json_string_value(json_object_get(m->ev[i],
+		    "ev"));
+		json_t *p = json_object_get(m->ev[i], "path");
 
-	for (i = 0; i < n; i++) {
-		out[i] = NULL;
-		if (redisGetReply(c->rc, &r) != REDIS_OK) {
-			snprintf(c->err, sizeof(c->err), "Redis: %s",
-			    c->rc->errstr);
-			for (; i < n; i++)
-				out[i] = NULL;
-			return -1;	/* the connection is unusable now */
-		}
-		out[i] = r;
-		if (rc == 0 && out[i]->type == REDIS_REPLY_ERROR) {
-			snprintf(c->err, sizeof(c->err), "Redis: %.*s",
-			    (int)(out[i]->len > 300 ? 300 : out[i]->len),
-			    out[i]->str);
-			rc = -1;
+		if (ev != NULL && strcmp(ev, "RECEIVE") == 0 &&
+		    json_is_array(p)) {
+			m->path = json_dumps(p, JSON_COMPACT);
+			return;
 		}
 	}
-	return rc;
 }
 
 int
 cli_msg_load(struct cli *c, const char *id, int with_events,
     struct cli_msg *m)
 {
-	redisReply *r[4] = { NULL, NULL, NULL, NULL };
-	int n = with_events ? 4 : 3, i;
+	char *rk = cli_key(c, MT_KEY_RECORD, id, strlen(id));
+	char *ek = cli_key(c, MT_KEY_EVENTS, id, strlen(id));
+	struct mt_db_batch b;
+	int rc = -1;
 
 	memset(m, 0, sizeof(*m));
 	snprintf(m->id, sizeof(m->id), "%s", id);
-	redisAppendCommand(c->rc, "HGETALL %s{%s}", c->prefix, id);
-	redisAppendCommand(c->rc, "HGETALL %s{%s}:rcpt", c->prefix, id);
-	redisAppendCommand(c->rc, "GET %s{%s}:path", c->prefix, id);
-	if (with_events)
-		redisAppendCommand(c->rc, "LRANGE %s{%s}:ev 0 %d", c->prefix,
-		    id, EVENTS_MAX - 1);
-	if (cli_collect_replies(c, r, (size_t)n) != 0) {
-		for (i = 0; i < n; i++)
-			if (r[i] != NULL)
-				freeReplyObject(r[i]);
-		return -1;
-	}
-	m->rec = r[0];
-	m->rcpt = r[1];
-	m->path = r[2];
-	m->evraw = r[3];
-	if (!cli_reply_is_pairs(m->rec) || !cli_reply_is_pairs(m->rcpt) ||
-	    (m->evraw != NULL && m->evraw->type != REDIS_REPLY_ARRAY)) {
+	mt_db_batch_init(&b);
+	mt_db_add(&b, rk, "HGETALL %s", rk);
+	/* The path is in the events: trace and --json need them anyway. */
+	mt_db_add(&b, ek, "LRANGE %s 0 %d", ek, EVENTS_MAX - 1);
+	free(rk);
+	free(ek);
+	if (cli_run(c, &b) != 0)
+		goto out;
+	m->rec = b.cmd[0].reply;
+	b.cmd[0].reply = NULL;
+	m->evraw = b.cmd[1].reply;
+	b.cmd[1].reply = NULL;
+	if (!cli_reply_is_pairs(m->rec) || m->evraw->type != REDIS_REPLY_ARRAY) {
 		snprintf(c->err, sizeof(c->err),
 		    "Redis: keys of %s have an unexpected type", id);
 		cli_msg_free(m);
-		return -1;
+		goto out;
 	}
+	rc = 0;
 	if (m->rec->elements == 0) {
 		cli_msg_free(m);
-		return 0;
+		goto out;
 	}
-	if (m->evraw != NULL)
-		parse_events(m);
-	return 1;
+	m->rcpt = cli_rcpt_pairs(m->rec);
+	parse_events(m);
+	find_path(m);
+	if (!with_events) {
+		for (size_t i = 0; i < m->nev; i++)
+			json_decref(m->ev[i]);
+		m->nev = 0;
+		freeReplyObject(m->evraw);
+		m->evraw = NULL;
+	}
+	rc = 1;
+out:
+	mt_db_batch_free(&b);
+	return rc;
 }
 
 void
@@ -327,8 +408,7 @@ cli_msg_free(struct cli_msg *m)
 		freeReplyObject(m->rcpt);
 	if (m->evraw != NULL)
 		freeReplyObject(m->evraw);
-	if (m->path != NULL)
-		freeReplyObject(m->path);
+	free(m->path);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -337,11 +417,14 @@ cli_msg_field(const struct cli_msg *m, const char *name, size_t *len)
 {
 	size_t i, nlen = strlen(name);
 
-	/* The path has a key of its own (too long for a compact hash). */
-	if (strcmp(name, "path") == 0 && m->path != NULL &&
-	    m->path->type == REDIS_REPLY_STRING) {
-		*len = m->path->len;
-		return m->path->str;
+	if (strcmp(name, "id") == 0) {
+		*len = strlen(m->id);
+		return m->id;
+	}
+	/* The path is in the RECEIVE event (too long for a compact hash). */
+	if (strcmp(name, "path") == 0 && m->path != NULL) {
+		*len = strlen(m->path);
+		return m->path;
 	}
 	for (i = 0; i + 1 < m->rec->elements; i += 2) {
 		const redisReply *k = m->rec->element[i];

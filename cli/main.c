@@ -92,20 +92,27 @@ cli_connect(struct cli *c)
 {
 	char err[256];
 
-	if (c->rc != NULL)
+	if (c->link != NULL)
 		return 0;
-	c->cfg = mt_config_load(c->config_path, 0, err, sizeof(err));
+	if (c->cfg == NULL)
+		c->cfg = mt_config_load(c->config_path, 0, err, sizeof(err));
 	if (c->cfg == NULL) {
 		snprintf(c->err, sizeof(c->err), "%s", err);
 		return -1;
 	}
-	c->prefix = c->cfg->redis_prefix ? c->cfg->redis_prefix : "mt:";
-	c->rc = mt_redis_connect(c->cfg, err, sizeof(err));
-	if (c->rc == NULL) {
+	if (mt_schema_init(&c->schema, c->cfg) != 0) {
+		snprintf(c->err, sizeof(c->err), "RedisPrefix is too long");
+		return -1;
+	}
+	if (c->db == NULL &&
+	    (c->db = mt_db_new(c->cfg, err, sizeof(err))) == NULL) {
+		snprintf(c->err, sizeof(c->err), "%s", err);
+		return -1;
+	}
+	if ((c->link = mt_db_get(c->db, err, sizeof(err))) == NULL) {
 		snprintf(c->err, sizeof(c->err),
-		    "cannot connect to Redis at %.200s: %s",
-		    c->cfg->redis_server ? c->cfg->redis_server
-		    : "127.0.0.1:6379", err);
+		    "cannot connect to Redis at %.200s: %s", mt_db_name(c->db),
+		    err);
 		return -1;
 	}
 	return 0;
@@ -213,8 +220,9 @@ main(int argc, char **argv)
 		perror("mailtrail: stdout");
 		rc = CLI_FAIL;
 	}
-	if (c.rc != NULL)
-		redisFree(c.rc);
+	if (c.link != NULL)
+		mt_db_put(c.db, c.link);
+	mt_db_free(c.db);
 	free(c.msgid_ids);
 	if (c.cfg != NULL)
 		mt_config_unref(c.cfg);

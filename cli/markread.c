@@ -47,7 +47,7 @@ int
 cmd_mark_read(struct cli *c, int argc, char **argv)
 {
 	const struct cli_command *cmd = cli_find_command(argv[0]);
-	char id[CLI_ID_MAX + 1], rcpt[512], fp[33], *json;
+	char id[CLI_ID_MAX + 1], rcpt[512], fp[MT_EVENTS_FP_SIZE], *json;
 	struct mt_events *ev;
 	struct mt_event e;
 	enum mt_event_result r;
@@ -86,10 +86,11 @@ cmd_mark_read(struct cli *c, int argc, char **argv)
 	json_decref(o);
 	/* One READ per recipient, whichever way it was learnt first. */
 	mt_events_once_per_rcpt("READ", rcpt, fp);
-	e = (struct mt_event){ .id = id, .ev = "READ", .rcpt = rcpt,
+	e = (struct mt_event){ .find = MT_FIND_ID, .key = id, .ev = "READ",
+	    .rcpt = rcpt,
 	    .status = "read", .only_known = 1, .fingerprint = fp,
 	    .json = json ? json : "{}" };
-	rc = mt_events_apply(ev, c->rc, &e, 1, &r, c->err, sizeof(c->err));
+	rc = mt_events_record(ev, &e, 1, &r, NULL, c->err, sizeof(c->err));
 	free(json);
 	mt_events_free(ev);
 	if (rc != 0)

@@ -124,19 +124,33 @@ route_list(struct cli *c, const struct mt_routes *rs)
 	long day = mt_route_today();
 	char ds[16], cell[128];
 	struct cli_table t;
+	struct mt_db_batch b;
 	json_t *arr = NULL;
 	int rc = CLI_FOUND;
 
 	mt_route_day_string(day, ds);
+	mt_db_batch_init(&b);
 	for (size_t i = 0; i < rs->n; i++) {
-		redisAppendCommand(c->rc, "HGETALL %sroute:%s", c->prefix,
-		    rs->v[i].name);
-		redisAppendCommand(c->rc, "GET %sroute:%s:%s", c->prefix,
-		    rs->v[i].name, ds);
+		char *k = cli_key(c, MT_KEY_ROUTE, rs->v[i].name,
+		    strlen(rs->v[i].name));
+		char *dk = mt_key_route_day(&c->schema, rs->v[i].name, ds);
+
+		if (dk == NULL)
+			cli_oom();
+		mt_db_add(&b, k, "HGETALL %s", k);
+		mt_db_add(&b, dk, "GET %s", dk);
+		free(k);
+		free(dk);
 	}
-	if (cli_collect_replies(c, rep, 2 * rs->n) < 0) {
+	for (size_t i = 0; i < 2 * rs->n; i++)
+		rep[i] = NULL;
+	if (rs->n > 0 && cli_run(c, &b) < 0) {
 		rc = cli_fail(c);
 		goto out;
+	}
+	for (size_t i = 0; i < 2 * rs->n; i++) {
+		rep[i] = b.cmd[i].reply;
+		b.cmd[i].reply = NULL;
 	}
 	if (c->json)
 		arr = json_array();
@@ -188,13 +202,25 @@ out:
 		if (rep[i])
 			freeReplyObject(rep[i]);
 	free(rep);
+	mt_db_batch_free(&b);
 	return rc;
+}
+
+/* P route:NAME (route names are short: the config checks them). */
+static void
+route_key(const struct cli *c, const struct mt_route *r, char *key,
+    size_t len)
+{
+	char *k = cli_key(c, MT_KEY_ROUTE, r->name, strlen(r->name));
+
+	snprintf(key, len, "%s", k);
+	free(k);
 }
 
 static long
 retention_seconds(const struct cli *c)
 {
-	return (c->cfg->retention_days > 0 ? c->cfg->retention_days : 30) * 86400;
+	return c->schema.ttl;
 }
 
 /* pause / resume: the admin's switch, kept apart from the DNS verdict. */
@@ -207,9 +233,9 @@ route_set_paused(struct cli *c, const struct mt_route *r, int pause,
 	const char *listed_reason;
 	int listed;
 
-	snprintf(key, sizeof(key), "%sroute:%s", c->prefix, r->name);
+	route_key(c, r, key, sizeof(key));
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-	if ((h = cli_command(c, "HGETALL %s", key)) == NULL)
+	if ((h = cli_command(c, key, "HGETALL %s", key)) == NULL)
 		return cli_fail(c);
 	listed = field(h, "listed") && strcmp(field(h, "listed"), "1") == 0;
 	listed_reason = field(h, "listed_reason");
@@ -218,7 +244,7 @@ route_set_paused(struct cli *c, const struct mt_route *r, int pause,
 	else
 		snprintf(reason, sizeof(reason), "%.500s", listed &&
 		    listed_reason ? listed_reason : "");
-	rep = cli_command(c, "HSET %s paused %s state %s reason %s "
+	rep = cli_command(c, key, "HSET %s paused %s state %s reason %s "
 	    "pause_reason %s changed_at %s", key, pause ? "1" : "0",
 	    pause ? "paused" : listed ? "listed" : "active", reason,
 	    pause ? why : "", now);
@@ -226,7 +252,7 @@ route_set_paused(struct cli *c, const struct mt_route *r, int pause,
 	if (rep == NULL)
 		return cli_fail(c);
 	freeReplyObject(rep);
-	if ((rep = cli_command(c, "EXPIRE %s %ld", key,
+	if ((rep = cli_command(c, key, "EXPIRE %s %ld", key,
 	    retention_seconds(c))) == NULL)
 		return cli_fail(c);
 	freeReplyObject(rep);
@@ -287,8 +313,8 @@ route_check_one(struct cli *c, const struct mt_route *r, struct cli_table *t,
 	    c->cfg->route_blocklists, c->cfg->n_route_blocklists, r->helo,
 	    &h6, err, sizeof(err)) == 0)
 		merge_health(&h, &h6);
-	snprintf(key, sizeof(key), "%sroute:%s", c->prefix, r->name);
-	if ((old = cli_command(c, "HGETALL %s", key)) == NULL)
+	route_key(c, r, key, sizeof(key));
+	if ((old = cli_command(c, key, "HGETALL %s", key)) == NULL)
 		return -1;
 	paused = field(old, "paused");
 	pause_reason = field(old, "pause_reason");
@@ -305,7 +331,7 @@ route_check_one(struct cli *c, const struct mt_route *r, struct cli_table *t,
 	else
 		reason[0] = '\0';
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-	rep = cli_command(c, "HSET %s listed %s listed_by %s listed_reason %s "
+	rep = cli_command(c, key, "HSET %s listed %s listed_by %s listed_reason %s "
 	    "state %s reason %s checked_at %s ptr %s fcrdns %s helo_match %s "
 	    "problem %s ip %s", key, listed ? "1" : "0", h.listed_by,
 	    listed ? reason : "", paused && strcmp(paused, "1") == 0 ?
@@ -316,7 +342,7 @@ route_check_one(struct cli *c, const struct mt_route *r, struct cli_table *t,
 	if (rep == NULL)
 		return -1;
 	freeReplyObject(rep);
-	if ((rep = cli_command(c, "EXPIRE %s %ld", key,
+	if ((rep = cli_command(c, key, "EXPIRE %s %ld", key,
 	    retention_seconds(c))) == NULL)
 		return -1;
 	freeReplyObject(rep);

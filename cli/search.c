@@ -194,16 +194,19 @@ static redisReply *
 range(struct cli *c, const struct search *s, const char *kind,
     const char *addr, long count)
 {
+	char *key = cli_key(c, strcmp(kind, "from") == 0 ? MT_KEY_FROM
+	    : MT_KEY_TO, addr, strlen(addr));
 	redisReply *r;
 
-	r = cli_command(c, "ZREVRANGEBYSCORE %s%s:%s %s %s LIMIT 0 %ld",
-	    c->prefix, kind, addr, s->max, s->min, count);
+	r = cli_command(c, key, "ZREVRANGEBYSCORE %s %s %s LIMIT 0 %ld", key,
+	    s->max, s->min, count);
 	if (r != NULL && r->type != REDIS_REPLY_ARRAY) {
-		snprintf(c->err, sizeof(c->err), "Redis: %s%s:%s is not a "
-		    "sorted set", c->prefix, kind, addr);
+		snprintf(c->err, sizeof(c->err), "Redis: %s is not a sorted "
+		    "set", key);
 		freeReplyObject(r);
-		return NULL;
+		r = NULL;
 	}
+	free(key);
 	return r;
 }
 
@@ -267,7 +270,8 @@ static void
 rcpt_summary(struct cli_buf *b, const redisReply *rcpt)
 {
 	static const char *const order[] = {
-		"queued", "sent", "deferred", "bounced", "read", NULL
+		"queued", "scheduled", "sent", "delivered", "deferred",
+		"bounced", "read", "deleted", "cancelled", NULL
 	};
 	size_t i, j, count, other = 0;
 
@@ -350,20 +354,31 @@ row_ok(const redisReply *hm, const redisReply *rcpt)
 static long
 show_rows(struct cli *c, const redisReply **ids, size_t n)
 {
-	redisReply **r = cli_xmalloc(2 * n * sizeof(*r));
+	redisReply **r = cli_xmalloc(2 * n * sizeof(*r) + 1);
+	struct mt_db_batch batch;
 	struct cli_table t;
 	json_t *arr = json_array();
 	long shown = -1;
 	size_t i;
 
+	mt_db_batch_init(&batch);
 	for (i = 0; i < n; i++) {
-		redisAppendCommand(c->rc, "HMGET %s{%b} received sender nrcpt",
-		    c->prefix, ids[i]->str, ids[i]->len);
-		redisAppendCommand(c->rc, "HGETALL %s{%b}:rcpt", c->prefix,
-		    ids[i]->str, ids[i]->len);
+		char *key = cli_key(c, MT_KEY_RECORD, ids[i]->str,
+		    ids[i]->len);
+
+		mt_db_add(&batch, key, "HMGET %s received sender nrcpt", key);
+		mt_db_add(&batch, key, "HGETALL %s", key);
+		free(key);
 	}
 	cli_table_init(&t, 5);
-	if (cli_collect_replies(c, r, 2 * n) == 0) {
+	for (i = 0; i < 2 * n; i++)
+		r[i] = NULL;
+	if (n == 0 || cli_run(c, &batch) == 0) {
+		for (i = 0; i < n; i++) {
+			r[2 * i] = mt_db_reply(&batch, 2 * i);
+			r[2 * i + 1] = cli_rcpt_pairs(mt_db_reply(&batch,
+			    2 * i + 1));
+		}
 		shown = 0;
 		cli_table_safe(&t, "RECEIVED");
 		cli_table_safe(&t, "ID");
@@ -385,10 +400,11 @@ show_rows(struct cli *c, const redisReply **ids, size_t n)
 		else if (shown > 0)
 			cli_table_print(&t, stdout, "");
 	}
-	for (i = 0; i < 2 * n; i++)
-		if (r[i] != NULL)
-			freeReplyObject(r[i]);
+	for (i = 0; i < n; i++)
+		if (r[2 * i + 1] != NULL)
+			freeReplyObject(r[2 * i + 1]);
 	free(r);
+	mt_db_batch_free(&batch);
 	json_decref(arr);
 	cli_table_free(&t);
 	return shown;

@@ -14,8 +14,8 @@
 #include "cli.h"
 
 /* A CLI that cannot allocate a few kilobytes has nothing useful left to do. */
-static void
-out_of_memory(void)
+void
+cli_oom(void)
 {
 	fputs("mailtrail: out of memory\n", stderr);
 	exit(CLI_FAIL);
@@ -27,7 +27,7 @@ cli_xmalloc(size_t n)
 	void *p = malloc(n ? n : 1);
 
 	if (p == NULL)
-		out_of_memory();
+		cli_oom();
 	return p;
 }
 
@@ -37,7 +37,7 @@ cli_xrealloc(void *p, size_t n)
 	void *q = realloc(p, n ? n : 1);
 
 	if (q == NULL)
-		out_of_memory();
+		cli_oom();
 	return q;
 }
 

@@ -127,6 +127,13 @@ field_json(const char *name, size_t nlen, const char *s, size_t len)
 }
 
 /* Contract fields in PRODUCT.md order, then any others Redis holds. */
+/* r:ADDRESS: a recipient's status, shown with the recipients. */
+static int
+is_rcpt_field(const redisReply *k)
+{
+	return k->len > 2 && memcmp(k->str, MT_RCPT_FIELD, 2) == 0;
+}
+
 json_t *
 cli_record_json(const struct cli_msg *m)
 {
@@ -148,7 +155,7 @@ cli_record_json(const struct cli_msg *m)
 		v = m->rec->element[i + 1];
 		name = cli_xstrndup(k->str, k->len);
 		/* jansson keys are C strings: a key with NUL is left out. */
-		if (strlen(name) == k->len &&
+		if (strlen(name) == k->len && !is_rcpt_field(k) &&
 		    !in_list(known_fields, k->str, k->len))
 			json_object_set_new(o, name,
 			    field_json(k->str, k->len, v->str, v->len));
@@ -192,7 +199,7 @@ print_record(const struct cli_msg *m)
 		const redisReply *k = m->rec->element[i];
 
 		/* The hop path is trace's business; here it would be noise. */
-		if (in_list(known_fields, k->str, k->len) ||
+		if (in_list(known_fields, k->str, k->len) || is_rcpt_field(k) ||
 		    (k->len == 4 && memcmp(k->str, "path", 4) == 0))
 			continue;
 		record_row(&t, k->str, k->len, m->rec->element[i + 1]->str,

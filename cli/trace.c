@@ -101,7 +101,9 @@ event_row(struct cli_table *t, json_t *ev)
 	name = json_string_value(json_object_get(ev, "ev"));
 	cli_table_text(t, name, name ? strlen(name) : 0);
 	json_object_foreach(ev, key, v) {
-		if (strcmp(key, "t") == 0 || strcmp(key, "ev") == 0)
+		/* The path has a table of its own; fp is for dedupe only. */
+		if (strcmp(key, "t") == 0 || strcmp(key, "ev") == 0 ||
+		    strcmp(key, "fp") == 0 || strcmp(key, "path") == 0)
 			continue;
 		if (b.len > 0)
 			cli_buf_add(&b, " ", 1);

@@ -181,8 +181,9 @@ key_redis_server(struct loader *ld, const char *v)
 	return set_string(ld, &ld->cfg->redis_server, v);
 }
 
+/* A "HOST:PORT, HOST:PORT ..." list of at most 16 nodes. */
 static int
-key_redis_sentinel(struct loader *ld, const char *v)
+set_node_list(struct loader *ld, const char *key, const char *v, char **dst)
 {
 	size_t n = 0;
 
@@ -193,16 +194,28 @@ key_redis_sentinel(struct loader *ld, const char *v)
 			p++;
 		if ((len = strcspn(p, ", \t")) == 0)
 			break;
-		if (check_host_port(ld, "RedisSentinel", p, len) < 0)
+		if (check_host_port(ld, key, p, len) < 0)
 			return -1;
 		n++;
 		p += len;
 	}
 	if (n == 0)
-		return fail(ld, "RedisSentinel: no HOST:PORT given");
+		return fail(ld, "%s: no HOST:PORT given", key);
 	if (n > 16)
-		return fail(ld, "RedisSentinel: more than 16 Sentinels");
-	return set_string(ld, &ld->cfg->redis_sentinel, v);
+		return fail(ld, "%s: more than 16 nodes", key);
+	return set_string(ld, dst, v);
+}
+
+static int
+key_redis_sentinel(struct loader *ld, const char *v)
+{
+	return set_node_list(ld, "RedisSentinel", v, &ld->cfg->redis_sentinel);
+}
+
+static int
+key_redis_cluster(struct loader *ld, const char *v)
+{
+	return set_node_list(ld, "RedisCluster", v, &ld->cfg->redis_cluster);
 }
 
 static int
@@ -586,6 +599,7 @@ static const struct key {
 	{ "PidFile", key_pidfile, 0 },
 	{ "RedisServer", key_redis_server, 0 },
 	{ "RedisSentinel", key_redis_sentinel, 0 },
+	{ "RedisCluster", key_redis_cluster, 0 },
 	{ "RedisSentinelMaster", key_redis_sentinel_master, 0 },
 	{ "RedisPasswordFile", key_password_file, 0 },
 	{ "RedisPrefix", key_prefix, 0 },
@@ -720,6 +734,10 @@ finish(struct loader *ld, int need_secret)
 	if (c->redis_sentinel != NULL && c->redis_server_set)
 		return fail(ld, "RedisSentinel and RedisServer both given: the "
 		    "Sentinels name the server; give one of them");
+	if (c->redis_cluster != NULL && (c->redis_server_set ||
+	    c->redis_sentinel != NULL))
+		return fail(ld, "RedisCluster and %s both given: give one of "
+		    "them", c->redis_sentinel ? "RedisSentinel" : "RedisServer");
 	if (c->n_postfix_syslog_names == 0 &&
 	    add_words(ld, "PostfixSyslogNames", "postfix",
 	    &c->postfix_syslog_names, &c->n_postfix_syslog_names,
@@ -792,6 +810,7 @@ mt_config_unref(struct mt_config *c)
 	free(c->pidfile);
 	free(c->redis_server);
 	free(c->redis_sentinel);
+	free(c->redis_cluster);
 	free(c->redis_sentinel_master);
 	free(c->redis_user);
 	if (c->redis_password)

@@ -35,6 +35,7 @@ struct mt_config {
 	int redis_server_set;		/* RedisServer given in the file */
 	char *redis_sentinel;		/* RedisSentinel: HOST:PORT list, NULL = none */
 	char *redis_sentinel_master;	/* RedisSentinelMaster */
+	char *redis_cluster;		/* RedisCluster: seed HOST:PORT list, NULL = none */
 	char *redis_user;		/* from RedisPasswordFile, NULL = none */
 	char *redis_password;		/* from RedisPasswordFile, NULL = none */
 	int redis_timeout_ms;		/* RedisTimeout */

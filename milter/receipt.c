@@ -82,27 +82,29 @@ mt_receipt_free(struct mt_receipt *r)
 }
 
 /* The tracked message: 1 with id, 0 none, -1 forged ID (ignore). */
+/*
+ * How the receipt names its message: a verified X-Mailtrail-ID, else the
+ * Message-ID it answers. 1 with *find and key set, 0 none, -1 forged.
+ */
 static int
-find_message(const struct mt_config *cfg, struct mt_events *ev,
-    redisContext *c, const struct mt_mdn *m, char id[MT_EVENTS_ID_MAX + 1],
-    char *err, size_t errlen)
+find_message(const struct mt_config *cfg, const struct mt_mdn *m,
+    enum mt_event_find *find, char key[MT_EVENTS_ID_MAX + 1],
+    const char **keyp)
 {
 	char vid[MT_ID_SIZE];
-	const char *key = m->orig_msgid;
 
 	if (m->mt_id[0] != '\0') {
 		if (!mt_id_verify(cfg->secret, cfg->secret_len, m->mt_id,
 		    strlen(m->mt_id), vid))
 			return -1;
-		snprintf(id, MT_EVENTS_ID_MAX + 1, "%s", vid);
+		snprintf(key, MT_EVENTS_ID_MAX + 1, "%s", vid);
+		*find = MT_FIND_ID;
+		*keyp = key;
 		return 1;
 	}
-	if (key[0] == '\0')
-		return 0;
-	if (mt_events_lookup(ev, c, "msgid", &key, 1,
-	    (char (*)[MT_EVENTS_ID_MAX + 1])id, err, errlen) != 0)
-		return -2;
-	return id[0] != '\0';
+	*find = MT_FIND_MSGID;
+	*keyp = m->orig_msgid;
+	return m->orig_msgid[0] != '\0';
 }
 
 /* May the receipt change a status: how it was authenticated, or why not. */
@@ -221,34 +223,25 @@ static void
 apply_mdn(const struct mt_config *cfg, struct mt_events *ev,
     const struct mt_mdn *m, const char *qid, const struct verdict *v)
 {
-	char id[MT_EVENTS_ID_MAX + 1] = "", err[256] = "", fp[33], tag[64];
-	char how[64];
+	char id[1][MT_EVENTS_ID_MAX + 1] = { "" }, err[256] = "", tag[64];
+	char how[64], vid[MT_EVENTS_ID_MAX + 1], fp[MT_EVENTS_FP_SIZE];
 	const int verified = v->v_how != NULL;
 	const char *name = !verified ? "MDN"
 	    : strcmp(m->type, "displayed") == 0 ? "READ"
 	    : strcmp(m->type, "deleted") == 0 ? "DELETE" : "MDN";
 	struct mt_event e;
 	enum mt_event_result res = MT_EV_FAILED;
-	redisContext *c;
+	enum mt_event_find find;
+	const char *key;
 	char *json;
 	int found;
 
-	if ((c = mt_events_get(ev, err, sizeof(err))) == NULL) {
-		mt_log(LOG_WARNING, "%s: read receipt not recorded: Redis: %s",
-		    qid, err);
-		return;
-	}
-	found = find_message(cfg, ev, c, m, id, err, sizeof(err));
+	found = find_message(cfg, m, &find, vid, &key);
 	if (found <= 0) {
-		mt_events_put(ev, c);
-		if (found == -2)
-			mt_log(LOG_WARNING, "%s: read receipt not recorded: %s",
-			    qid, err);
-		else
-			mt_log(LOG_NOTICE, "%s: read receipt from <%s> %s; "
-			    "ignored", qid, m->final_rcpt, found < 0 ?
-			    "carries a forged X-Mailtrail-ID" :
-			    "is for a message mailtrail does not track");
+		mt_log(LOG_NOTICE, "%s: read receipt from <%s> %s; ignored",
+		    qid, m->final_rcpt, found < 0 ?
+		    "carries a forged X-Mailtrail-ID" :
+		    "is for a message mailtrail does not track");
 		return;
 	}
 	snprintf(tag, sizeof(tag), "%s:%s", name, m->type);
@@ -256,21 +249,31 @@ apply_mdn(const struct mt_config *cfg, struct mt_events *ev,
 	    m->final_rcpt, fp);
 	json = event_json(m, name, qid, v);
 	/* Original-Recipient never picks the recipient: a sender names it. */
-	e = (struct mt_event){ .id = id, .ev = name, .rcpt = m->final_rcpt,
+	e = (struct mt_event){ .find = find, .key = key, .ev = name,
+	    .rcpt = m->final_rcpt,
 	    .status = strcmp(name, "READ") == 0 ? "read" : NULL,
 	    .only_known = verified, .fingerprint = verified ? fp : NULL,
 	    .json = json ? json : "{}" };
-	if (mt_events_apply(ev, c, &e, 1, &res, err, sizeof(err)) != 0)
-		res = MT_EV_FAILED;
-	mt_events_put(ev, c);
+	if (mt_events_record(ev, &e, 1, &res, id, err, sizeof(err)) != 0) {
+		free(json);
+		mt_log(LOG_WARNING, "%s: read receipt not recorded: Redis: %s",
+		    qid, err);
+		return;
+	}
 	free(json);
+	if (id[0][0] == '\0') {
+		mt_log(LOG_NOTICE, "%s: read receipt from <%s> is for a "
+		    "message mailtrail does not track; ignored", qid,
+		    m->final_rcpt);
+		return;
+	}
 	if (verified)
 		snprintf(how, sizeof(how), "auth=%s", v->v_how);
 	else
 		snprintf(how, sizeof(how), "verified=no (%s)", v->v_why);
 	mt_log(res == MT_EV_FAILED || res == MT_EV_NOT_RECIPIENT ? LOG_WARNING
 	    : LOG_INFO, "%s: read receipt: id=%s, rcpt=<%s>, disposition=%s, "
-	    "%s, %s%s%s", qid, id, m->final_rcpt, m->type, how,
+	    "%s, %s%s%s", qid, id[0], m->final_rcpt, m->type, how,
 	    result_text(res), res == MT_EV_FAILED ? ": " : "",
 	    res == MT_EV_FAILED ? err : "");
 }

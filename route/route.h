@@ -98,12 +98,15 @@ void mt_selector_copy_states(struct mt_selector *dst, struct mt_selector *src);
 int mt_route_pick(struct mt_selector *s, const char *sender, size_t len,
     long day, mt_route_take_fn take, void *arg, char *why, size_t whylen);
 
-/* Redis side. Keys: PREFIX "route:" NAME and PREFIX "route:" NAME ":" DAY. */
-int mt_route_take_redis(redisContext *rc, const char *prefix,
-    const struct mt_route *r, long day, long cap);
+/* Redis side. Keys: P route:NAME and P route:NAME:DAY (state/schema.h). */
+struct mt_db_link;
+struct mt_schema;
+/* 1 taken, 0 the day's cap is reached, -1 with err. */
+int mt_route_take_redis(struct mt_db_link *l, const struct mt_schema *sc,
+    const struct mt_route *r, long day, long cap, char *err, size_t errlen);
 /* Reads every route's state into s; 0, or -1 with err (states kept). */
-int mt_selector_refresh(struct mt_selector *s, redisContext *rc,
-    const char *prefix, char *err, size_t errlen);
+int mt_selector_refresh(struct mt_selector *s, struct mt_db_link *l,
+    const struct mt_schema *sc, char *err, size_t errlen);
 
 /* ---- route/socketmap.c --------------------------------------------------- */
 

@@ -23,7 +23,8 @@
 #include "../common/config.h"
 #include "../common/daemon.h"
 #include "../common/log.h"
-#include "../state/redis.h"
+#include "../state/db.h"
+#include "../state/schema.h"
 #include "route.h"
 #include "routed.h"
 
@@ -126,10 +127,57 @@ log_no_route(const char *sender, size_t len, const char *why, int closed)
 	pthread_mutex_unlock(&lock);
 }
 
+/* A way to Redis for one thread, for the configuration it was made from. */
+struct rlink {
+	struct mt_db *db;
+	struct mt_db_link *l;
+	struct mt_schema schema;
+	struct mt_config *cfg;		/* held while the link exists */
+};
+
+static void
+rlink_close(struct rlink *k)
+{
+	if (k->l != NULL)
+		mt_db_put(k->db, k->l);
+	mt_db_free(k->db);
+	if (k->cfg != NULL)
+		mt_config_unref(k->cfg);
+	memset(k, 0, sizeof(*k));
+}
+
+/* A link for cfg (made anew after a reload); 0, or -1 with err. */
+static int
+rlink_for(struct rlink *k, struct mt_config *cfg, char *err, size_t errlen)
+{
+	if (k->cfg != cfg)
+		rlink_close(k);
+	if (k->cfg == NULL) {
+		k->cfg = mt_config_ref(cfg);
+		if (mt_schema_init(&k->schema, cfg) != 0) {
+			snprintf(err, errlen, "RedisPrefix is too long");
+			return -1;
+		}
+	}
+	if (k->db == NULL && (k->db = mt_db_new(cfg, err, errlen)) == NULL)
+		return -1;
+	if (k->l == NULL && (k->l = mt_db_get(k->db, err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* After a failure: the next use connects anew. */
+static void
+rlink_failed(struct rlink *k)
+{
+	if (k->l != NULL)
+		mt_db_put(k->db, k->l);	/* a broken link is closed */
+	k->l = NULL;
+}
+
 struct conn {
 	int fd;
-	redisContext *rc;	/* for warm-up counts, connected on demand */
-	struct mt_config *rc_cfg;	/* holds the configuration rc is for */
+	struct rlink rl;	/* for warm-up counts, connected on demand */
 	struct mt_config *cfg;		/* the request's configuration */
 	char buf[MT_SOCKETMAP_MAX + 16];
 	size_t len;
@@ -142,29 +190,18 @@ take_warmup(void *arg, const struct mt_route *r, long day, long cap)
 	char err[256];
 	int rv;
 
-	if (c->rc_cfg != c->cfg) {	/* first use, or reloaded since */
-		if (c->rc != NULL)
-			redisFree(c->rc);
-		c->rc = NULL;
-		if (c->rc_cfg != NULL)
-			mt_config_unref(c->rc_cfg);
-		c->rc_cfg = mt_config_ref(c->cfg);
+	if (rlink_for(&c->rl, c->cfg, err, sizeof(err)) != 0) {
+		mt_log(LOG_WARNING, "route %s: cannot count its warm-up "
+		    "deliveries, skipping it: Redis: %s", r->name, err);
+		rlink_failed(&c->rl);
+		return -1;
 	}
-	if (c->rc == NULL) {
-		c->rc = mt_redis_connect(c->rc_cfg, err, sizeof(err));
-		if (c->rc == NULL) {
-			mt_log(LOG_WARNING, "route %s: cannot count its warm-up "
-			    "deliveries, skipping it: Redis: %s", r->name, err);
-			return -1;
-		}
-	}
-	rv = mt_route_take_redis(c->rc, c->rc_cfg->redis_prefix, r, day, cap);
+	rv = mt_route_take_redis(c->rl.l, &c->rl.schema, r, day, cap, err,
+	    sizeof(err));
 	if (rv < 0) {
 		mt_log(LOG_WARNING, "route %s: cannot count its warm-up "
-		    "deliveries, skipping it: Redis: %s", r->name,
-		    c->rc->err ? c->rc->errstr : "unexpected reply");
-		redisFree(c->rc);
-		c->rc = NULL;
+		    "deliveries, skipping it: Redis: %s", r->name, err);
+		rlink_failed(&c->rl);
 	}
 	return rv;
 }
@@ -295,10 +332,7 @@ connection_thread(void *arg)
 	struct conn *c = arg;
 
 	serve_connection(c);
-	if (c->rc != NULL)
-		redisFree(c->rc);
-	if (c->rc_cfg != NULL)
-		mt_config_unref(c->rc_cfg);
+	rlink_close(&c->rl);
 	conn_forget(c->fd);
 	close(c->fd);
 	free(c);
@@ -358,42 +392,31 @@ static int refresh_stop;
 
 /* Reads route health from Redis into the selector in service. */
 static void
-refresh_once(redisContext **rc, struct mt_config **rc_cfg, int *failing)
+refresh_once(struct rlink *k, int *failing)
 {
 	struct mt_config *cfg = current_config();
 	char err[256] = "";
+	int ok;
 
-	if (*rc != NULL && *rc_cfg != cfg) {
-		redisFree(*rc);
-		*rc = NULL;
-	}
-	if (*rc_cfg != cfg) {
-		if (*rc_cfg)
-			mt_config_unref(*rc_cfg);
-		*rc_cfg = mt_config_ref(cfg);
-	}
-	if (*rc == NULL)
-		*rc = mt_redis_connect(cfg, err, sizeof(err));
-	if (*rc != NULL && mt_selector_refresh(rt_of(cfg)->sel, *rc,
-	    cfg->redis_prefix, err, sizeof(err)) < 0) {
-		redisFree(*rc);
-		*rc = NULL;
-	}
-	if (*rc == NULL && !*failing)
+	ok = rlink_for(k, cfg, err, sizeof(err)) == 0 &&
+	    mt_selector_refresh(rt_of(cfg)->sel, k->l, &k->schema, err,
+	    sizeof(err)) == 0;
+	if (!ok)
+		rlink_failed(k);
+	if (!ok && !*failing)
 		mt_log(LOG_WARNING, "cannot read route health from Redis %s, "
-		    "keeping the last known states: %s", cfg->redis_sentinel ?
-		    cfg->redis_sentinel : cfg->redis_server, err);
-	else if (*rc != NULL && *failing)
+		    "keeping the last known states: %s", k->db ?
+		    mt_db_name(k->db) : "(not set up)", err);
+	else if (ok && *failing)
 		mt_log(LOG_INFO, "route health readable from Redis again");
-	*failing = *rc == NULL;
+	*failing = !ok;
 	mt_config_unref(cfg);
 }
 
 static void *
 refresh_thread(void *arg)
 {
-	redisContext *rc = NULL;
-	struct mt_config *rc_cfg = NULL;
+	struct rlink k = { 0 };
 	int failing = 0;
 	struct timespec ts;
 
@@ -401,7 +424,7 @@ refresh_thread(void *arg)
 	pthread_mutex_lock(&refresh_lock);
 	while (!refresh_stop) {
 		pthread_mutex_unlock(&refresh_lock);
-		refresh_once(&rc, &rc_cfg, &failing);
+		refresh_once(&k, &failing);
 		pthread_mutex_lock(&refresh_lock);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
@@ -409,10 +432,7 @@ refresh_thread(void *arg)
 			pthread_cond_timedwait(&refresh_cond, &refresh_lock, &ts);
 	}
 	pthread_mutex_unlock(&refresh_lock);
-	if (rc != NULL)
-		redisFree(rc);
-	if (rc_cfg != NULL)
-		mt_config_unref(rc_cfg);
+	rlink_close(&k);
 	return NULL;
 }
 

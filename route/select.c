@@ -12,7 +12,8 @@
 #include <string.h>
 
 #include "route.h"
-#include "../state/redis.h"
+#include "../state/db.h"
+#include "../state/schema.h"
 
 struct slot {
 	struct mt_route route;
@@ -267,52 +268,36 @@ out:
  * INCR with a limit, atomically, so MTAs sharing one Redis share one cap.
  * The key lives two days: long enough to cover clock skew between MTAs.
  */
-static const char take_script[] =
-    "local n = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if n >= tonumber(ARGV[1]) then return 0 end "
-    "n = redis.call('INCR', KEYS[1]) "
-    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end "
-    "return 1";
-
-static struct mt_redis_script take;
-static pthread_once_t take_once = PTHREAD_ONCE_INIT;
-static int take_ok;
-
-static void
-take_init(void)
-{
-	take_ok = mt_redis_script_init(&take, take_script) == 0;
-}
-
 int
-mt_route_take_redis(redisContext *rc, const char *prefix,
-    const struct mt_route *r, long day, long cap)
+mt_route_take_redis(struct mt_db_link *l, const struct mt_schema *sc,
+    const struct mt_route *r, long day, long cap, char *err, size_t errlen)
 {
-	char ds[16], key[256], capv[24];
-	const char *argv[6];
-	size_t len[6];
-	redisReply *rep;
+	char ds[16], capv[24], *key;
+	const char *args[2] = { capv, "172800" };  /* a counter outlives its day */
+	struct mt_db_batch b;
+	const redisReply *rep;
 	int rv = -1;
 
-	if (rc == NULL)
-		return -1;
-	pthread_once(&take_once, take_init);
-	if (!take_ok)
-		return -1;
 	mt_route_day_string(day, ds);
-	snprintf(key, sizeof(key), "%sroute:%s:%s", prefix, r->name, ds);
+	if ((key = mt_key_route_day(sc, r->name, ds)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	snprintf(capv, sizeof(capv), "%ld", cap);
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = capv;
-	argv[5] = "172800";		/* two days: a counter outlives its day */
-	for (int i = 2; i < 6; i++)
-		len[i] = strlen(argv[i]);
-	rep = mt_redis_eval(rc, &take, 6, argv, len);
-	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
-		rv = rep->integer == 1 ? 1 : 0;
-	if (rep != NULL)
-		freeReplyObject(rep);
+	mt_db_batch_init(&b);
+	mt_db_add_script(&b, mt_schema_script(MT_SCRIPT_ROUTE_TAKE), 1,
+	    (const char *const *)&key, 2, args, NULL);
+	if (mt_db_run(l, &b, 0, err, errlen) == 0) {
+		rep = mt_db_reply(&b, 0);
+		if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+			rv = rep->integer == 1 ? 1 : 0;
+		else
+			snprintf(err, errlen, "%.200s", rep != NULL &&
+			    rep->type == REDIS_REPLY_ERROR ? rep->str :
+			    "unexpected reply");
+	}
+	mt_db_batch_free(&b);
+	free(key);
 	return rv;
 }
 
@@ -327,10 +312,11 @@ state_from_reply(const redisReply *paused, const redisReply *listed)
 }
 
 int
-mt_selector_refresh(struct mt_selector *s, redisContext *rc,
-    const char *prefix, char *err, size_t errlen)
+mt_selector_refresh(struct mt_selector *s, struct mt_db_link *l,
+    const struct mt_schema *sc, char *err, size_t errlen)
 {
 	enum mt_route_state *st;
+	struct mt_db_batch b;
 	size_t i;
 	int rv = 0;
 
@@ -340,26 +326,32 @@ mt_selector_refresh(struct mt_selector *s, redisContext *rc,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < s->n; i++)
-		redisAppendCommand(rc, "HMGET %sroute:%s paused listed", prefix,
-		    s->slots[i].route.name);
+	mt_db_batch_init(&b);
 	for (i = 0; i < s->n; i++) {
-		redisReply *rep = NULL;
+		const char *name = s->slots[i].route.name;
+		char *key = mt_key(sc, MT_KEY_ROUTE, name, strlen(name));
 
-		if (redisGetReply(rc, (void **)&rep) != REDIS_OK) {
-			snprintf(err, errlen, "%s", rc->errstr);
-			rv = -1;
-			break;
-		}
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+		if (key == NULL)
+			b.oom = 1;
+		else
+			mt_db_add(&b, key, "HMGET %s paused listed", key);
+		free(key);
+	}
+	if (mt_db_run(l, &b, 0, err, errlen) != 0)
+		rv = -1;
+	for (i = 0; rv == 0 && i < s->n; i++) {
+		const redisReply *rep = mt_db_reply(&b, i);
+
+		if (rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+		    rep->elements == 2)
 			st[i] = state_from_reply(rep->element[0],
 			    rep->element[1]);
 		else {
 			snprintf(err, errlen, "unexpected reply to HMGET");
 			rv = -1;
 		}
-		freeReplyObject(rep);
 	}
+	mt_db_batch_free(&b);
 	if (rv == 0) {
 		pthread_mutex_lock(&s->lock);
 		for (i = 0; i < s->n; i++)

@@ -1,89 +1,36 @@
 /*
- * Status events into Redis: one Lua script per event, sent in pipelines so
- * that the log follower keeps up with busy servers. The script is the
- * single place that knows the status order and the dedupe rule.
+ * Status events into Redis: the IDs looked up, one script call per event
+ * (schema.c's, the one place that knows the status order and the dedupe
+ * rule), then the stream; each step one pipelined batch, so that the log
+ * follower keeps up with busy servers.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "events.h"
-#include "redis.h"
+#include "db.h"
+#include "schema.h"
 #include "../common/config.h"
 
 
-/*
- * KEYS: 1 P{ID}  2 P{ID}:rcpt  3 P{ID}:ev  4 Pevents  5 P{ID}:seen
- * ARGV: 1 id  2 ttl  3 stream maxlen  4 fingerprint or ''  5 rcpt or ''
- *       (every recipient still queued/deferred)  6 alternative rcpt or ''
- *       7 new status or ''  8 event name  9 event JSON  10 only_known
- * Status order: queued < deferred < sent = bounced < read; deferred may
- * repeat. An event that would move a status back is still recorded.
- */
-static const char events_lua[] =
-"if redis.call('EXISTS', KEYS[1]) == 0 then return 'norecord' end\n"
-"local ttl, who, new = ARGV[2], ARGV[5], ARGV[7]\n"
-"if who ~= '' and redis.call('HEXISTS', KEYS[2], who) == 0 then\n"
-"  if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[6]) == 1 then\n"
-"    who = ARGV[6]\n"
-"  elseif ARGV[10] == '1' then return 'notrcpt' end\n"
-"end\n"
-"if ARGV[4] ~= '' then\n"
-"  if redis.call('SADD', KEYS[5], ARGV[4]) == 0 then return 'dup' end\n"
-"  redis.call('EXPIRE', KEYS[5], ttl)\n"
-"end\n"
-"local rank = {queued = 0, deferred = 1, sent = 2, bounced = 2, read = 3}\n"
-"local res = 'event'\n"
-"if new ~= '' then\n"
-"  if who == '' then\n"
-"    local all = redis.call('HGETALL', KEYS[2])\n"
-"    for i = 1, #all, 2 do\n"
-"      if all[i + 1] == 'queued' or all[i + 1] == 'deferred' then\n"
-"        redis.call('HSET', KEYS[2], all[i], new)\n"
-"        res = 'ok'\n"
-"      end\n"
-"    end\n"
-"  else\n"
-"    local cur = redis.call('HGET', KEYS[2], who)\n"
-"    local cr = rank[cur] or -1\n"
-"    if rank[new] > cr or (new == 'deferred' and cur == 'deferred') then\n"
-"      redis.call('HSET', KEYS[2], who, new)\n"
-"      res = 'ok'\n"
-"    end\n"
-"  end\n"
-"end\n"
-"redis.call('RPUSH', KEYS[3], ARGV[9])\n"
-"redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',\n"
-"  'id', ARGV[1], 'ev', ARGV[8], 'data', ARGV[9])\n"
-"for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end\n"
-"return res\n";
 
 struct mt_events {
-	struct mt_redis_pool *pool;
-	char *prefix;
-	char ttl[24], maxlen[24];
-	struct mt_redis_script script;
+	struct mt_db *db;
+	struct mt_schema schema;
+	char ttl[24];
 };
 
 void
-mt_events_fingerprint(const void *data, size_t len, char out[33])
+mt_events_fingerprint(const void *data, size_t len,
+    char out[MT_EVENTS_FP_SIZE])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n < 16) {
-		memset(out, '0', 32);
-		out[32] = '\0';
-		return;
-	}
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	mt_schema_fingerprint(data, len, out);
 }
 
 void
-mt_events_once_per_rcpt(const char *ev, const char *rcpt, char out[33])
+mt_events_once_per_rcpt(const char *ev, const char *rcpt,
+    char out[MT_EVENTS_FP_SIZE])
 {
 	char buf[1024];
 	int n = snprintf(buf, sizeof(buf), "%s %s", ev, rcpt);
@@ -101,15 +48,16 @@ mt_events_new(const struct mt_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	ev->pool = mt_redis_pool_new(cfg);
-	ev->prefix = strdup(cfg->redis_prefix ? cfg->redis_prefix : "mt:");
-	snprintf(ev->ttl, sizeof(ev->ttl), "%ld",
-	    (cfg->retention_days > 0 ? cfg->retention_days : 30) * 86400);
-	snprintf(ev->maxlen, sizeof(ev->maxlen), "%ld",
-	    cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000);
-	if (ev->pool == NULL || ev->prefix == NULL ||
-	    mt_redis_script_init(&ev->script, events_lua) != 0) {
-		snprintf(err, errlen, "out of memory");
+	if (mt_schema_init(&ev->schema, cfg) != 0) {
+		snprintf(err, errlen, "RedisPrefix is too long");
+		free(ev);
+		return NULL;
+	}
+	snprintf(ev->ttl, sizeof(ev->ttl), "%ld", ev->schema.ttl);
+	if ((ev->db = mt_db_new(cfg, err, errlen)) == NULL ||
+	    mt_schema_script(MT_SCRIPT_EVENT) == NULL) {
+		if (ev->db != NULL)
+			snprintf(err, errlen, "OpenSSL cannot hash a script");
 		mt_events_free(ev);
 		return NULL;
 	}
@@ -121,27 +69,8 @@ mt_events_free(struct mt_events *ev)
 {
 	if (ev == NULL)
 		return;
-	mt_redis_pool_free(ev->pool);
-	free(ev->prefix);
+	mt_db_free(ev->db);
 	free(ev);
-}
-
-const char *
-mt_events_prefix(const struct mt_events *ev)
-{
-	return ev->prefix;
-}
-
-redisContext *
-mt_events_get(struct mt_events *ev, char *err, size_t errlen)
-{
-	return mt_redis_pool_get(ev->pool, err, errlen);
-}
-
-void
-mt_events_put(struct mt_events *ev, redisContext *c)
-{
-	mt_redis_pool_put(ev->pool, c);
 }
 
 static int
@@ -161,93 +90,88 @@ id_shaped(const char *s, size_t len)
 }
 
 static void
-io_error(redisContext *c, char *err, size_t errlen)
+take_id(const redisReply *r, char id[MT_EVENTS_ID_MAX + 1])
 {
-	snprintf(err, errlen, "Redis: %s", c->errstr[0] ? c->errstr
-	    : "no reply");
+	id[0] = '\0';
+	/* A Message-ID's sorted set: the first member is the original. */
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+		r = r->elements >= 1 ? r->element[0] : NULL;
+	if (r != NULL && r->type == REDIS_REPLY_STRING &&
+	    id_shaped(r->str, r->len)) {
+		memcpy(id, r->str, r->len);
+		id[r->len] = '\0';
+	}
 }
 
-int
-mt_events_lookup(struct mt_events *ev, redisContext *c, const char *kind,
-    const char *const *keys, size_t n, char (*ids)[MT_EVENTS_ID_MAX + 1],
-    char *err, size_t errlen)
+/* Step 1: the IDs of messages named by queue ID or Message-ID. */
+static int
+find_ids(struct mt_events *ev, struct mt_db_link *l, const struct mt_event
+    *e, size_t n, char (*ids)[MT_EVENTS_ID_MAX + 1], char *err,
+    size_t errlen)
 {
-	redisReply *rep;
-	size_t i;
-	int rc = 0, by_msgid = strcmp(kind, "msgid") == 0;
+	struct mt_db_batch b;
+	size_t *at = calloc(n ? n : 1, sizeof(*at)), i;
+	int rc = 0;
 
-	/* msgid keys are sorted sets: the first member is the original. */
-	for (i = 0; i < n; i++)
-		if (redisAppendCommand(c, by_msgid ? "ZRANGE %s%s:%s 0 0" :
-		    "GET %s%s:%s", ev->prefix, kind, keys[i]) != REDIS_OK) {
-			io_error(c, err, errlen);
-			return -1;
-		}
-	for (i = 0; i < n; i++) {
-		ids[i][0] = '\0';
-		if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
-			io_error(c, err, errlen);
-			return -1;
-		}
-		if (by_msgid && rep->type == REDIS_REPLY_ARRAY) {
-			redisReply *one = rep->elements == 1 ? rep->element[0]
-			    : NULL;
-
-			if (one && one->type == REDIS_REPLY_STRING &&
-			    id_shaped(one->str, one->len)) {
-				memcpy(ids[i], one->str, one->len);
-				ids[i][one->len] = '\0';
-			}
-		} else if (rep->type == REDIS_REPLY_STRING &&
-		    id_shaped(rep->str, rep->len)) {
-			memcpy(ids[i], rep->str, rep->len);
-			ids[i][rep->len] = '\0';
-		} else if (rep->type == REDIS_REPLY_ERROR && rc == 0) {
-			snprintf(err, errlen, "Redis: %.200s", rep->str);
-			rc = -1;
-		}
-		freeReplyObject(rep);
+	if (at == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
+	mt_db_batch_init(&b);
+	for (i = 0; i < n; i++) {
+		const char *k = e[i].key ? e[i].key : "";
+		char *key;
+
+		ids[i][0] = '\0';
+		at[i] = (size_t)-1;
+		if (e[i].find == MT_FIND_ID) {
+			if (id_shaped(k, strlen(k)))
+				snprintf(ids[i], MT_EVENTS_ID_MAX + 1, "%s", k);
+			continue;
+		}
+		if (k[0] == '\0')
+			continue;
+		key = mt_key(&ev->schema, e[i].find == MT_FIND_QID ? MT_KEY_QID
+		    : MT_KEY_MSGID, k, strlen(k));
+		if (key == NULL) {
+			b.oom = 1;
+			break;
+		}
+		at[i] = e[i].find == MT_FIND_QID ?
+		    mt_db_add(&b, key, "GET %s", key) :
+		    mt_db_add(&b, key, "ZRANGE %s 0 0", key);
+		free(key);
+	}
+	if (b.n > 0 || b.oom)
+		rc = mt_db_run(l, &b, 0, err, errlen);
+	for (i = 0; rc == 0 && i < n; i++) {
+		const redisReply *r = at[i] == (size_t)-1 ? NULL
+		    : mt_db_reply(&b, at[i]);
+
+		if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+			snprintf(err, errlen, "Redis: %.200s", r->str);
+			rc = -1;
+		} else if (r != NULL)
+			take_id(r, ids[i]);
+	}
+	mt_db_batch_free(&b);
+	free(at);
 	return rc;
 }
 
-#define EVENT_ARGC 18
-
-/* The script call's arguments; argv[0..1] are mt_redis_eval*()'s. */
-struct event_call {
-	char k[5][MT_EVENTS_ID_MAX + 128];
-	const char *argv[EVENT_ARGC];
-	size_t len[EVENT_ARGC];
-};
-
-static void
-event_call(struct mt_events *ev, const struct mt_event *e,
-    struct event_call *call)
+/* The event object with its fingerprint as the last member. */
+static char *
+with_fp(const char *json, const char *fp)
 {
-	char (*k)[MT_EVENTS_ID_MAX + 128] = call->k;
-	const char **argv = call->argv;
-	int i;
+	size_t len = strlen(json);
+	char *out;
 
-	snprintf(k[0], sizeof(k[0]), "%s{%s}", ev->prefix, e->id);
-	snprintf(k[1], sizeof(k[1]), "%s{%s}:rcpt", ev->prefix, e->id);
-	snprintf(k[2], sizeof(k[2]), "%s{%s}:ev", ev->prefix, e->id);
-	snprintf(k[3], sizeof(k[3]), "%sevents", ev->prefix);
-	snprintf(k[4], sizeof(k[4]), "%s{%s}:seen", ev->prefix, e->id);
-	argv[2] = "5";
-	for (i = 0; i < 5; i++)
-		argv[3 + i] = k[i];
-	argv[8] = e->id;
-	argv[9] = ev->ttl;
-	argv[10] = ev->maxlen;
-	argv[11] = e->fingerprint ? e->fingerprint : "";
-	argv[12] = e->rcpt ? e->rcpt : "";
-	argv[13] = e->alt_rcpt ? e->alt_rcpt : "";
-	argv[14] = e->status ? e->status : "";
-	argv[15] = e->ev;
-	argv[16] = e->json;
-	argv[17] = e->only_known ? "1" : "0";
-	for (i = 2; i < EVENT_ARGC; i++)
-		call->len[i] = strlen(argv[i]);
+	if (fp == NULL || len < 2 || json[0] != '{' || json[len - 1] != '}')
+		return strdup(json);
+	if (asprintf(&out, "%.*s%s\"fp\":\"%s\"}", (int)(len - 1), json,
+	    len == 2 ? "" : ",", fp) < 0)
+		return NULL;
+	return out;
 }
 
 static enum mt_event_result
@@ -258,81 +182,121 @@ result_of(const redisReply *rep, char *err, size_t errlen)
 		{ "dup", MT_EV_DUPLICATE }, { "norecord", MT_EV_NO_RECORD },
 		{ "notrcpt", MT_EV_NOT_RECIPIENT },
 	};
+	const char *s = mt_db_str(rep);
 
-	if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)
-		for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-			if (strcmp(rep->str, tab[i].s) == 0)
-				return tab[i].r;
-	if (rep->type == REDIS_REPLY_ERROR)
+	for (size_t i = 0; s != NULL && i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strcmp(s, tab[i].s) == 0)
+			return tab[i].r;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 		snprintf(err, errlen, "Redis: %.200s", rep->str);
 	else
 		snprintf(err, errlen, "unexpected reply to the events script");
 	return MT_EV_FAILED;
 }
 
-int
-mt_events_apply(struct mt_events *ev, redisContext *c,
-    const struct mt_event *e, size_t n, enum mt_event_result *res,
+/* Steps 2 and 3: the script per event, then the stream for new ones. */
+static int
+apply(struct mt_events *ev, struct mt_db_link *l, const struct mt_event *e,
+    size_t n, char (*ids)[MT_EVENTS_ID_MAX + 1], enum mt_event_result *res,
     char *err, size_t errlen)
 {
-	struct event_call call;
-	redisReply *rep;
-	unsigned char *redo = calloc(n ? n : 1, 1);
-	size_t i, again = 0;
+	struct mt_db_batch b, sb;
+	char **json = calloc(n ? n : 1, sizeof(*json)), *stream;
+	size_t *at = calloc(n ? n : 1, sizeof(*at)), i;
 	int rc = 0;
 
-	if (redo == NULL) {
+	mt_db_batch_init(&b);
+	mt_db_batch_init(&sb);
+	stream = mt_key(&ev->schema, MT_KEY_STREAM, NULL, 0);
+	if (json == NULL || at == NULL || stream == NULL)
+		b.oom = 1;
+	for (i = 0; i < n && !b.oom; i++) {
+		char *keys[2];
+		const char *args[7];
+
+		res[i] = MT_EV_NO_RECORD;
+		at[i] = (size_t)-1;
+		if (ids[i][0] == '\0')
+			continue;
+		json[i] = with_fp(e[i].json ? e[i].json : "{}",
+		    e[i].fingerprint);
+		keys[0] = mt_key(&ev->schema, MT_KEY_RECORD, ids[i],
+		    strlen(ids[i]));
+		keys[1] = mt_key(&ev->schema, MT_KEY_EVENTS, ids[i],
+		    strlen(ids[i]));
+		args[0] = ev->ttl;
+		args[1] = e[i].fingerprint ? e[i].fingerprint : "";
+		args[2] = e[i].rcpt ? e[i].rcpt : "";
+		args[3] = e[i].alt_rcpt ? e[i].alt_rcpt : "";
+		args[4] = e[i].status ? e[i].status : "";
+		args[5] = json[i] ? json[i] : "";
+		args[6] = e[i].only_known ? "1" : "0";
+		if (json[i] == NULL || keys[0] == NULL || keys[1] == NULL)
+			b.oom = 1;
+		else
+			at[i] = mt_db_add_script(&b, mt_schema_script(
+			    MT_SCRIPT_EVENT), 2, (const char *const *)keys, 7,
+			    args, NULL);
+		free(keys[0]);
+		free(keys[1]);
+	}
+	if (b.n > 0 || b.oom)
+		rc = mt_db_run(l, &b, MT_DB_WRITE, err, errlen);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (at[i] == (size_t)-1)
+			continue;
+		if ((res[i] = result_of(mt_db_reply(&b, at[i]), err,
+		    errlen)) == MT_EV_FAILED)
+			rc = -1;
+		else if (res[i] == MT_EV_CHANGED || res[i] == MT_EV_RECORDED)
+			mt_db_add(&sb, stream, "XADD %s MAXLEN ~ %ld * id %s "
+			    "ev %s data %s", stream, ev->schema.maxlen, ids[i],
+			    e[i].ev, json[i]);
+	}
+	if (sb.n > 0)
+		mt_db_add(&sb, stream, "EXPIRE %s %ld", stream, ev->schema.ttl);
+	/* The events are recorded either way; consumers may miss these. */
+	if (sb.n > 0 && mt_db_run(l, &sb, 0, err, errlen) != 0 && rc == 0)
+		err[0] = '\0';
+	mt_db_batch_free(&sb);
+	mt_db_batch_free(&b);
+	for (i = 0; json != NULL && i < n; i++)
+		free(json[i]);
+	free(json);
+	free(at);
+	free(stream);
+	return rc;
+}
+
+int
+mt_events_record(struct mt_events *ev, const struct mt_event *e, size_t n,
+    enum mt_event_result *res, char (*ids)[MT_EVENTS_ID_MAX + 1], char *err,
+    size_t errlen)
+{
+	char (*own)[MT_EVENTS_ID_MAX + 1] = ids;
+	struct mt_db_link *l;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		res[i] = MT_EV_FAILED;
+	if (n == 0)
+		return 0;
+	if (own == NULL && (own = calloc(n, sizeof(*own))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-
-	for (i = 0; i < n; i++) {
-		event_call(ev, &e[i], &call);
-		if (mt_redis_eval_append(c, &ev->script, EVENT_ARGC, call.argv,
-		    call.len) != 0) {
-			io_error(c, err, errlen);
-			free(redo);
-			return -1;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		if (redisGetReply(c, (void **)&rep) != REDIS_OK) {
-			io_error(c, err, errlen);
-			free(redo);
-			return -1;
-		}
-		mt_redis_note_reply(c, rep);
-		if (mt_redis_is_noscript(rep)) {
-			res[i] = MT_EV_FAILED;	/* not run: sent again below */
-			redo[i] = 1;
-			again++;
-		} else if ((res[i] = result_of(rep, err, errlen)) ==
-		    MT_EV_FAILED)
-			rc = -1;
-		freeReplyObject(rep);
-	}
-	/* A new or flushed server: the first call loads the script. */
-	for (i = 0; i < n && again > 0; i++) {
-		if (!redo[i])
-			continue;
-		event_call(ev, &e[i], &call);
-		rep = mt_redis_eval(c, &ev->script, EVENT_ARGC, call.argv,
-		    call.len);
-		if (rep == NULL) {
-			io_error(c, err, errlen);
-			free(redo);
-			return -1;
-		}
-		mt_redis_note_reply(c, rep);
-		if ((res[i] = result_of(rep, err, errlen)) == MT_EV_FAILED)
-			rc = -1;
-		freeReplyObject(rep);
-	}
-	free(redo);
-	/* Replicated, or the caller tries again (events are idempotent). */
-	if (rc == 0 && mt_redis_pool_replicas(ev->pool) &&
-	    mt_redis_wait_replicas(c, mt_redis_pool_replicas(ev->pool),
-	    mt_redis_pool_timeout_ms(ev->pool), err, errlen) != 0)
+	if ((l = mt_db_get(ev->db, err, errlen)) == NULL)
 		rc = -1;
+	else {
+		rc = find_ids(ev, l, e, n, own, err, errlen);
+		if (rc == 0)
+			rc = apply(ev, l, e, n, own, res, err, errlen);
+		mt_db_put(ev->db, l);
+	}
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++)
+			res[i] = MT_EV_FAILED;
+	if (own != ids)
+		free(own);
 	return rc;
 }

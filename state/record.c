@@ -394,27 +394,43 @@ mt_record_parse(const char *buf, size_t len, struct mt_record *r, char *err,
 /* ---- events ---------------------------------------------------------- */
 
 char *
-mt_record_event_json(const struct mt_record *r, const char *ev, int64_t t_ms)
+mt_record_receive_json(const struct mt_record *r, const char *fp)
 {
-	json_t *o;
+	json_t *o, *path = NULL;
 	char client[2 * MT_RECORD_STR_MAX + 3];
 	int bad = 0;
 
 	if ((o = json_object()) == NULL)
 		return NULL;
-	bad |= json_object_set_new(o, "t", json_integer(t_ms));
-	bad |= set_text(o, "ev", ev);
-	bad |= set_text(o, "qid", r->qid);
-	bad |= set_text(o, "by", r->by);
-	bad |= set_text(o, "from", r->sender);
-	bad |= json_object_set_new(o, "nrcpt", json_integer((json_int_t)r->nrcpt));
-	if (r->client_ip != NULL) {
-		/* Postfix's own notation, so the line reads like its logs. */
-		snprintf(client, sizeof(client), "%.4096s[%.4096s]",
-		    r->client_name ? r->client_name : "unknown", r->client_ip);
-		bad |= set_text(o, "client", client);
+	bad |= json_object_set_new(o, "t", json_integer(r->received_ms));
+	bad |= set_text(o, "ev", "RECEIVE");
+	if (fp != NULL)
+		bad |= set_text(o, "fp", fp);
+	/*
+	 * The record holds the first MTA's facts; a later MTA of the site
+	 * (which kept the ID) says its own here.
+	 */
+	if (r->id_kept) {
+		bad |= set_text(o, "qid", r->qid);
+		bad |= set_text(o, "by", r->by);
+		bad |= set_text(o, "from", r->sender);
+		bad |= json_object_set_new(o, "nrcpt",
+		    json_integer((json_int_t)r->nrcpt));
+		if (r->client_ip != NULL) {
+			/* Postfix's own notation, as in its logs. */
+			snprintf(client, sizeof(client), "%.4096s[%.4096s]",
+			    r->client_name ? r->client_name : "unknown",
+			    r->client_ip);
+			bad |= set_text(o, "client", client);
+		}
 	}
-	/* size and msgid are in the record itself: not repeated per event. */
+	/* One hop is the record's own client: no need to say it twice. */
+	if (r->hop_path != NULL && r->hops > 1 &&
+	    (path = json_loads(r->hop_path, 0, NULL)) != NULL &&
+	    json_is_array(path))
+		bad |= json_object_set_new(o, "path", path);
+	else if (path != NULL)
+		json_decref(path);
 	return dump_and_free(o, bad);
 }
 

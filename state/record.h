@@ -58,9 +58,12 @@ char *mt_record_serialize(const struct mt_record *r);
 int mt_record_parse(const char *buf, size_t len, struct mt_record *r,
     char *err, size_t errlen);
 
-/* The RECEIVE event object as JSON text (malloc'd), as stored in mt:{ID}:ev. */
-char *mt_record_event_json(const struct mt_record *r, const char *ev,
-    int64_t t_ms);
+/*
+ * The RECEIVE event as JSON text (malloc'd), as stored in P{ID}:ev: its
+ * time, fingerprint (fp, may be NULL) and hop path, and, from a later MTA
+ * of the site, that MTA's own queue ID, name, sender and client.
+ */
+char *mt_record_receive_json(const struct mt_record *r, const char *fp);
 /*
  * The SPOOL event added when a spooled record reaches Redis late:
  * {"t":now_ms,"ev":"SPOOL","qid":..,"spooled":received_ms} (malloc'd).

@@ -15,7 +15,8 @@
 
 #include "../common/clock.h"
 #include "store.h"
-#include "redis.h"
+#include "db.h"
+#include "schema.h"
 #include "spool.h"
 #include "../common/config.h"
 
@@ -23,76 +24,10 @@
 #define REPLAY_EVERY_MS 500
 #define MAX_FIELDS 18		/* hash fields of mt:{ID} */
 
-/*
- * KEYS: 1 P{ID}  2 P{ID}:rcpt  3 P{ID}:ev  4 Pqid:QID  5 Pevents
- *       6 Pfrom:SENDER  7 Pmsgid:MSGID (= KEYS[1] when none)  8 P{ID}:path
- *       (Pmsgid is a sorted set: a later message reusing a Message-ID
- *       joins it and never displaces the original, the lowest score)
- *       9.. Pto:RCPT
- * ARGV: 1 id  2 ttl  3 keep(1: HSETNX)  4 score(received ms)  5 cutoff ms
- *       6 stream maxlen  7 RECEIVE json  8 SPOOL json or ""  9 has msgid
- *       10 number of hash fields, then field/value pairs, then recipients
- *       in the order of KEYS[9..]. ARGV 10 is the hop path JSON (or ""),
- *       so ARGV 11 holds the field count.
- * The path has a key of its own: it is longer than Redis's
- * hash-max-listpack-value (64), and one long value would turn the whole
- * hash into a hashtable several times its size.
- * A later MTA of the site keeps the origin's fields (HSETNX) but writes
- * its hop path, which extends the earlier one.
- * The qid -> ID guard makes a second run a no-op: a write that timed out
- * on our side but happened, or a replay after a crash before unlink.
- */
-static const char store_lua[] =
-"local id = ARGV[1]\n"
-"if redis.call('GET', KEYS[4]) == id then return 'dup' end\n"
-"local ttl, score, cutoff = ARGV[2], ARGV[4], '(' .. ARGV[5]\n"
-"local hset = (ARGV[3] == '1') and 'HSETNX' or 'HSET'\n"
-"local a = 12\n"
-"for i = 1, tonumber(ARGV[11]) do\n"
-"  local f = ARGV[a]\n"
-"  local cmd = (f == 'hops') and 'HSET' or hset\n"
-"  redis.call(cmd, KEYS[1], f, ARGV[a + 1])\n"
-"  a = a + 2\n"
-"end\n"
-"local seen = {}\n"
-"for k = 9, #KEYS do\n"
-"  local rc = ARGV[a]\n"
-"  a = a + 1\n"
-"  if not seen[rc] then\n"
-"    seen[rc] = true\n"
-"    redis.call('HSETNX', KEYS[2], rc, 'queued')\n"
-"    redis.call('ZADD', KEYS[k], score, id)\n"
-"    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', cutoff)\n"
-"    redis.call('EXPIRE', KEYS[k], ttl)\n"
-"  end\n"
-"end\n"
-"redis.call('ZADD', KEYS[6], score, id)\n"
-"redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', cutoff)\n"
-"redis.call('RPUSH', KEYS[3], ARGV[7])\n"
-"redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',\n"
-"  'id', id, 'ev', 'RECEIVE', 'data', ARGV[7])\n"
-"if ARGV[8] ~= '' then\n"
-"  redis.call('RPUSH', KEYS[3], ARGV[8])\n"
-"  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',\n"
-"    'id', id, 'ev', 'SPOOL', 'data', ARGV[8])\n"
-"end\n"
-"redis.call('SET', KEYS[4], id, 'EX', ttl)\n"
-"if ARGV[9] == '1' then\n"
-"  redis.call('ZADD', KEYS[7], 'NX', score, id)\n"
-"  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', cutoff)\n"
-"  redis.call('EXPIRE', KEYS[7], ttl)\n"
-"end\n"
-"if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10], 'EX', ttl) end\n"
-"for k = 1, 6 do redis.call('EXPIRE', KEYS[k], ttl) end\n"
-"return 'ok'\n";
-
 struct mt_store {
 	/* fixed after mt_store_new */
-	struct mt_redis_pool *pool;
-	char *prefix;
-	long ttl;		/* seconds */
-	long maxlen;
-	struct mt_redis_script script;
+	struct mt_db *db;
+	struct mt_schema schema;
 	mt_store_report_fn *report;
 	struct mt_spool spool;
 
@@ -127,33 +62,30 @@ say(struct mt_store *st, int prio, const char *fmt, ...)
 	st->report(prio, msg);
 }
 
-/* ---- connection pool ------------------------------------------------ */
+/* ---- the writes ---------------------------------------------------- */
 
-/* ---- the script call ------------------------------------------------ */
-
-struct argv {
+struct args {
 	const char **v;
 	size_t *len;
 	size_t n;
-	char **owned;		/* strings built here, freed with the argv */
+	char **owned;		/* strings built here, freed with the args */
 	size_t nowned;
 	int oom;
-	char nfbuf[24];
 };
 
 static void
-arg_add(struct argv *a, const char *s)
+arg_add(struct args *a, const char *s)
 {
 	a->v[a->n] = s;
 	a->len[a->n++] = strlen(s);
 }
 
 static void
-arg_addf(struct argv *a, const char *fmt, ...)
+arg_addf(struct args *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
-arg_addf(struct argv *a, const char *fmt, ...)
+arg_addf(struct args *a, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -170,7 +102,7 @@ arg_addf(struct argv *a, const char *fmt, ...)
 }
 
 static void
-arg_take(struct argv *a, char *s)
+arg_take(struct args *a, char *s)
 {
 	if (s == NULL)
 		a->oom = 1;
@@ -180,7 +112,7 @@ arg_take(struct argv *a, char *s)
 }
 
 static void
-argv_free(struct argv *a)
+args_free(struct args *a)
 {
 	while (a->nowned > 0)
 		free(a->owned[--a->nowned]);
@@ -189,8 +121,18 @@ argv_free(struct argv *a)
 	free(a->owned);
 }
 
+static int
+args_init(struct args *a, size_t cap)
+{
+	memset(a, 0, sizeof(*a));
+	a->v = calloc(cap, sizeof(*a->v));
+	a->len = calloc(cap, sizeof(*a->len));
+	a->owned = calloc(cap, sizeof(*a->owned));
+	return a->v && a->len && a->owned ? 0 : -1;
+}
+
 static void
-add_field(struct argv *a, size_t *nf, const char *name, const char *val)
+add_field(struct args *a, size_t *nf, const char *name, const char *val)
 {
 	if (val == NULL)
 		return;
@@ -201,11 +143,10 @@ add_field(struct argv *a, size_t *nf, const char *name, const char *val)
 
 /* The field/value pairs of P{ID}, absent values left out. */
 static size_t
-add_fields(struct argv *a, const struct mt_record *r)
+add_fields(struct args *a, const struct mt_record *r)
 {
 	size_t nf = 0;
 
-	add_field(a, &nf, "id", r->id);
 	add_field(a, &nf, "qid", r->qid);
 	add_field(a, &nf, "msgid", r->msgid);
 	add_field(a, &nf, "sender", r->sender);
@@ -236,127 +177,183 @@ add_fields(struct argv *a, const struct mt_record *r)
 	return nf;
 }
 
-/* Builds [EVALSHA sha] numkeys KEYS... ARGV...; -1 when out of memory. */
-static int
-build_call(struct mt_store *st, const struct mt_record *r, int replayed,
-    struct argv *a)
+/* The RECEIVE fingerprint: one per message and MTA, so a replay is seen. */
+static void
+receive_fp(const struct mt_record *r, char fp[MT_FP_LEN + 1])
 {
-	size_t cap = 3 + 8 + 11 + 2 * MAX_FIELDS + 2 * r->nrcpt, i, nf_at;
-	const char *P = st->prefix;
-	int64_t now = mt_clock_ms(CLOCK_REALTIME);
+	char *s = NULL;
+	int n = asprintf(&s, "RECEIVE %s %s", r->qid, r->by ? r->by : "");
 
-	memset(a, 0, sizeof(*a));
-	a->v = calloc(cap, sizeof(*a->v));
-	a->len = calloc(cap, sizeof(*a->len));
-	a->owned = calloc(cap, sizeof(*a->owned));
-	if (a->v == NULL || a->len == NULL || a->owned == NULL)
+	mt_schema_fingerprint(s ? s : r->qid, n > 0 && s ? (size_t)n :
+	    strlen(r->qid), fp);
+	free(s);
+}
+
+/* Keys and arguments of the record script; -1 when out of memory. */
+static int
+record_args(struct mt_store *st, const struct mt_record *r, int replayed,
+    const char *fp, char *keys[2], struct args *a)
+{
+	size_t nf_at, nf, i;
+	char *count;
+
+	if (args_init(a, 8 + 2 * MAX_FIELDS + r->nrcpt) != 0)
 		return -1;
-	arg_add(a, "");		/* EVALSHA sha: mt_redis_eval() */
-	arg_add(a, "");
-	arg_addf(a, "%zu", 8 + r->nrcpt);
-	arg_addf(a, "%s{%s}", P, r->id);
-	arg_addf(a, "%s{%s}:rcpt", P, r->id);
-	arg_addf(a, "%s{%s}:ev", P, r->id);
-	arg_addf(a, "%sqid:%s", P, r->qid);
-	arg_addf(a, "%sevents", P);
-	arg_addf(a, "%sfrom:%s", P, r->sender);
-	if (r->msgid != NULL)
-		arg_addf(a, "%smsgid:%s", P, r->msgid);
-	else
-		arg_add(a, a->v[3]);
-	arg_addf(a, "%s{%s}:path", P, r->id);
-	for (i = 0; i < r->nrcpt; i++)
-		arg_addf(a, "%sto:%s", P, r->rcpt[i]);
-	arg_add(a, r->id);
-	arg_addf(a, "%ld", st->ttl);
+	keys[0] = mt_key(&st->schema, MT_KEY_RECORD, r->id, strlen(r->id));
+	keys[1] = mt_key(&st->schema, MT_KEY_EVENTS, r->id, strlen(r->id));
+	arg_addf(a, "%ld", st->schema.ttl);
 	arg_add(a, r->id_kept ? "1" : "0");
-	arg_addf(a, "%lld", (long long)r->received_ms);
-	arg_addf(a, "%lld", (long long)(now - (int64_t)st->ttl * 1000));
-	arg_addf(a, "%ld", st->maxlen);
-	arg_take(a, mt_record_event_json(r, "RECEIVE", r->received_ms));
+	arg_add(a, fp);
+	arg_take(a, mt_record_receive_json(r, fp));
 	if (replayed)
-		arg_take(a, mt_record_spool_event_json(r, now));
+		arg_take(a, mt_record_spool_event_json(r,
+		    mt_clock_ms(CLOCK_REALTIME)));
 	else
 		arg_add(a, "");
-	arg_add(a, r->msgid != NULL ? "1" : "0");
-	/* One hop is the record's own client: no need to store it twice. */
-	arg_add(a, r->hop_path && r->hops > 1 ? r->hop_path : "");
 	nf_at = a->n;
 	arg_add(a, "");		/* field count, patched once known */
-	snprintf(a->nfbuf, sizeof(a->nfbuf), "%zu", add_fields(a, r));
-	a->v[nf_at] = a->nfbuf;
-	a->len[nf_at] = strlen(a->nfbuf);
+	nf = add_fields(a, r);
+	if (asprintf(&count, "%zu", nf) < 0)
+		a->oom = 1;
+	else {
+		a->owned[a->nowned++] = count;
+		a->v[nf_at] = count;
+		a->len[nf_at] = strlen(count);
+	}
 	for (i = 0; i < r->nrcpt; i++)
 		arg_add(a, r->rcpt[i]);
-	return a->oom ? -1 : 0;
+	return a->oom || keys[0] == NULL || keys[1] == NULL ? -1 : 0;
 }
 
-/* hiredis reports a command timeout as EAGAIN's text; say what it was. */
+/* An index entry: a sorted set of IDs by received time, trimmed. */
 static void
-io_reason(const struct mt_store *st, const redisContext *c, char *why,
-    size_t whylen)
+add_index(struct mt_store *st, struct mt_db_batch *b, enum mt_key_kind kind,
+    const char *val, const struct mt_record *r, int nx, const char *cutoff)
 {
-	if (c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily") != NULL)
-		snprintf(why, whylen, "timed out after %d ms",
-		    mt_redis_pool_timeout_ms(st->pool));
-	else
-		snprintf(why, whylen, "%s", c->errstr[0] ? c->errstr : "no reply");
-}
+	char *key = mt_key(&st->schema, kind, val, strlen(val)), score[24],
+	    ttl[24];
+	const char *args[5] = { score, r->id, cutoff, ttl, nx ? "1" : "0" };
 
-static enum write_result
-run_call(struct mt_store *st, redisContext *c, struct argv *a, char *why,
-    size_t whylen)
-{
-	redisReply *rep;
-	enum write_result res = W_REPLY;
-
-	rep = mt_redis_eval(c, &st->script, (int)a->n, a->v, a->len);
-	if (rep == NULL) {
-		io_reason(st, c, why, whylen);
-		return W_IO;
+	if (key == NULL) {
+		b->oom = 1;
+		return;
 	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		snprintf(why, whylen, "%.300s", rep->str);
-		if (mt_redis_note_reply(c, rep))
-			res = W_IO;	/* a failover: spool, try the new master */
-	} else if ((rep->type == REDIS_REPLY_STRING ||
-	    rep->type == REDIS_REPLY_STATUS) && strcmp(rep->str, "ok") == 0)
-		res = W_OK;
-	else if ((rep->type == REDIS_REPLY_STRING ||
-	    rep->type == REDIS_REPLY_STATUS) && strcmp(rep->str, "dup") == 0)
-		res = W_DUP;
-	else
-		snprintf(why, whylen, "unexpected reply to the store script");
-	freeReplyObject(rep);
-	return res;
+	snprintf(score, sizeof(score), "%lld", (long long)r->received_ms);
+	snprintf(ttl, sizeof(ttl), "%ld", st->schema.ttl);
+	mt_db_add_script(b, mt_schema_script(MT_SCRIPT_INDEX), 1,
+	    (const char *const *)&key, 5, args, NULL);
+	free(key);
 }
 
-/* One record, one round trip. replayed adds the SPOOL event. */
+/* The record's own keys, then the index keys, each in its own slot. */
+static void
+build_batch(struct mt_store *st, const struct mt_record *r, char *keys[2],
+    struct args *a, struct mt_db_batch *b)
+{
+	char cutoff[24], *qkey;
+	int64_t now = mt_clock_ms(CLOCK_REALTIME);
+
+	mt_db_add_script(b, mt_schema_script(MT_SCRIPT_RECORD), 2,
+	    (const char *const *)keys, (int)a->n, a->v, a->len);
+	if ((qkey = mt_key(&st->schema, MT_KEY_QID, r->qid,
+	    strlen(r->qid))) == NULL)
+		b->oom = 1;
+	else
+		mt_db_add(b, qkey, "SET %s %s EX %ld", qkey, r->id,
+		    st->schema.ttl);
+	free(qkey);
+	snprintf(cutoff, sizeof(cutoff), "%lld",
+	    (long long)(now - (int64_t)st->schema.ttl * 1000));
+	add_index(st, b, MT_KEY_FROM, r->sender, r, 0, cutoff);
+	if (r->msgid != NULL)
+		add_index(st, b, MT_KEY_MSGID, r->msgid, r, 1, cutoff);
+	for (size_t i = 0; i < r->nrcpt; i++) {
+		size_t j;
+
+		for (j = 0; j < i && strcmp(r->rcpt[j], r->rcpt[i]); j++)
+			;
+		if (j == i)
+			add_index(st, b, MT_KEY_TO, r->rcpt[i], r, 0, cutoff);
+	}
+}
+
+/* What the replies say: W_OK or W_DUP from the record script. */
+static enum write_result
+judge(const struct mt_db_batch *b, char *why, size_t whylen)
+{
+	const char *s = mt_db_str(mt_db_reply(b, 0));
+
+	for (size_t i = 0; i < b->n; i++) {
+		const redisReply *rep = mt_db_reply(b, i);
+
+		if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+			snprintf(why, whylen, "%.300s", rep->str);
+			return W_REPLY;
+		}
+	}
+	if (s != NULL && strcmp(s, "ok") == 0)
+		return W_OK;
+	if (s != NULL && strcmp(s, "dup") == 0)
+		return W_DUP;
+	snprintf(why, whylen, "unexpected reply to the record script");
+	return W_REPLY;
+}
+
+/* The events stream: only for a record new to Redis, never twice. */
+static void
+stream_receive(struct mt_store *st, struct mt_db_link *l,
+    const struct mt_record *r, const struct args *a, int replayed)
+{
+	struct mt_db_batch b;
+	char *key = mt_key(&st->schema, MT_KEY_STREAM, NULL, 0), why[256];
+
+	if (key == NULL)
+		return;
+	mt_db_batch_init(&b);
+	mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev RECEIVE data %s",
+	    key, st->schema.maxlen, r->id, a->v[3]);
+	if (replayed)
+		mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev SPOOL "
+		    "data %s", key, st->schema.maxlen, r->id, a->v[4]);
+	mt_db_add(&b, key, "EXPIRE %s %ld", key, st->schema.ttl);
+	/* The record is stored either way; consumers may miss this one. */
+	(void)mt_db_run(l, &b, 0, why, sizeof(why));
+	mt_db_batch_free(&b);
+	free(key);
+}
+
+/* One record: one round trip per node it touches. */
 static enum write_result
 store_write(struct mt_store *st, const struct mt_record *r, int replayed,
     char *why, size_t whylen)
 {
-	struct argv a;
-	redisContext *c;
-	enum write_result res;
+	struct args a;
+	struct mt_db_batch b;
+	struct mt_db_link *l;
+	char *keys[2] = { NULL, NULL }, fp[MT_FP_LEN + 1];
+	enum write_result res = W_REPLY;
 
-	if (build_call(st, r, replayed, &a) != 0) {
-		argv_free(&a);
+	receive_fp(r, fp);
+	mt_db_batch_init(&b);
+	if (record_args(st, r, replayed, fp, keys, &a) == 0)
+		build_batch(st, r, keys, &a, &b);
+	else
+		b.oom = 1;
+	if (b.oom) {
 		snprintf(why, whylen, "out of memory");
-		return W_REPLY;
+	} else if ((l = mt_db_get(st->db, why, whylen)) == NULL) {
+		res = W_IO;
+	} else {
+		if (mt_db_run(l, &b, MT_DB_WRITE, why, whylen) != 0)
+			res = W_IO;
+		else if ((res = judge(&b, why, whylen)) == W_OK)
+			stream_receive(st, l, r, &a, replayed);
+		mt_db_put(st->db, l);
 	}
-	if ((c = mt_redis_pool_get(st->pool, why, whylen)) == NULL) {
-		argv_free(&a);
-		return W_IO;
-	}
-	res = run_call(st, c, &a, why, whylen);
-	/* Replicated, or the spool keeps it (a failover loses nothing). */
-	if ((res == W_OK || res == W_DUP) && mt_redis_pool_replicas(st->pool) &&
-	    mt_redis_wait_replicas(c, mt_redis_pool_replicas(st->pool),
-	    mt_redis_pool_timeout_ms(st->pool), why, whylen) != 0)
-		res = c->err ? W_IO : W_REPLY;
-	mt_redis_pool_put(st->pool, c);
-	argv_free(&a);
+	mt_db_batch_free(&b);
+	args_free(&a);
+	free(keys[0]);
+	free(keys[1]);
 	return res;
 }
 
@@ -377,8 +374,8 @@ breaker_trip(struct mt_store *st, const char *why, int io)
 	st->redis_down = 1;
 	pthread_mutex_unlock(&st->mu);
 	if (!was)	/* one warning per outage, not one per message */
-		say(st, LOG_WARNING, "%s %s (%s): spooling",
-		    mt_redis_pool_server(st->pool), io ? "unreachable" : "refused a write",
+		say(st, LOG_WARNING, "Redis %s %s (%s): spooling",
+		    mt_db_name(st->db), io ? "unreachable" : "refused a write",
 		    why);
 }
 
@@ -400,8 +397,8 @@ breaker_reset(struct mt_store *st)
 	st->down_until = 0;
 	pthread_mutex_unlock(&st->mu);
 	if (was)
-		say(st, LOG_NOTICE, "%s reachable again",
-		    mt_redis_pool_server(st->pool));
+		say(st, LOG_NOTICE, "Redis %s reachable again",
+		    mt_db_name(st->db));
 }
 
 /* ---- writing --------------------------------------------------------- */
@@ -599,23 +596,12 @@ mt_store_start_replayer(struct mt_store *st)
 
 /* ---- life cycle ------------------------------------------------------ */
 
-static int
-copy_config(struct mt_store *st, const struct mt_config *cfg)
-{
-	st->pool = mt_redis_pool_new(cfg);
-	st->prefix = strdup(cfg->redis_prefix ? cfg->redis_prefix : "mt:");
-	st->ttl = (cfg->retention_days > 0 ? cfg->retention_days : 30) * 86400;
-	st->maxlen = cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000;
-	return st->pool == NULL || st->prefix == NULL ? -1 : 0;
-}
-
 static void
 store_release(struct mt_store *st)
 {
-	mt_redis_pool_free(st->pool);
+	mt_db_free(st->db);
 	if (st->spool.dir != NULL)
 		mt_spool_close(&st->spool);
-	free(st->prefix);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st);
@@ -627,16 +613,9 @@ mt_store_new(const struct mt_config *cfg, mt_store_report_fn *report,
 {
 	struct mt_store *st;
 	pthread_condattr_t ca;
-	char host[512], **names;
-	int port;
+	char **names;
 	size_t n;
 
-	if (cfg->redis_server != NULL && mt_redis_parse_server(
-	    cfg->redis_server, host, sizeof(host), &port) != 0) {
-		snprintf(err, errlen, "bad RedisServer \"%.200s\"",
-		    cfg->redis_server);
-		return NULL;
-	}
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -647,9 +626,12 @@ mt_store_new(const struct mt_config *cfg, mt_store_report_fn *report,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (copy_config(st, cfg) != 0 || mt_redis_script_init(&st->script,
-	    store_lua) != 0) {
-		snprintf(err, errlen, "out of memory");
+	if (mt_schema_init(&st->schema, cfg) != 0) {
+		snprintf(err, errlen, "RedisPrefix is too long");
+		store_release(st);
+		return NULL;
+	}
+	if ((st->db = mt_db_new(cfg, err, errlen)) == NULL) {
 		store_release(st);
 		return NULL;
 	}

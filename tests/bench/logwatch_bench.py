@@ -65,9 +65,9 @@ def load_records(rc):
     pipe = rc.pipeline(transaction=False)
     for i in range(0, MSGS, 2):                 # every other message tracked
         tid = fake_id(i)
-        pipe.hset("mt:{%s}" % tid, mapping={"id": tid, "qid": qid(i)})
-        pipe.hset("mt:{%s}:rcpt" % tid, mapping={
-            "bob%d@example.net" % i: "queued", "carol%d@example.com" % i: "queued"})
+        pipe.hset("mt:{%s}" % tid, mapping={
+            "qid": qid(i), "r:bob%d@example.net" % i: "queued",
+            "r:carol%d@example.com" % i: "queued"})
         pipe.set("mt:qid:" + qid(i), tid)
         if i % 2000 == 0:
             pipe.execute()

@@ -864,6 +864,21 @@ def record_keys(rc, prefix="mt:"):
     return ids
 
 
+def statuses(rc, tid, prefix="mt:"):
+    """Layout 2: each recipient's status is an r:ADDRESS field of the record."""
+    rec = rc.hgetall(prefix + "{%s}" % tid)
+    return {k[2:]: v for k, v in rec.items() if k.startswith("r:")}
+
+
+def hop_path(rc, tid, prefix="mt:"):
+    """The hop path of the last RECEIVE event that carries one, or None."""
+    path = None
+    for e in events(rc, tid, prefix):
+        if e.get("ev") == "RECEIVE" and "path" in e:
+            path = e["path"]
+    return path
+
+
 def events(rc, tid, prefix="mt:"):
     return [json.loads(e) for e in rc.lrange("%s{%s}:ev" % (prefix, tid), 0, -1)]
 

@@ -40,12 +40,16 @@ def free_port():
 
 
 def seed_message(r, mid, rec, rcpts, events):
+    """Layout 2: statuses are r:ADDRESS fields of the record, and the hop
+    path rides on the RECEIVE event."""
     rec = dict(rec)
+    rec.pop("id", None)
     path = rec.pop("path", None)
-    if path is not None:   # the milter keeps the path in a key of its own
-        r.set(P + "{%s}:path" % mid, path)
+    events = [dict(e) for e in events]
+    if path is not None:
+        events[0]["path"] = json.loads(path)
     r.hset(P + "{%s}" % mid, mapping=rec)
-    r.hset(P + "{%s}:rcpt" % mid, mapping=rcpts)
+    r.hset(P + "{%s}" % mid, mapping={"r:" + a: v for a, v in rcpts.items()})
     for ev in events:
         r.rpush(P + "{%s}:ev" % mid, json.dumps(ev))
     r.set(P + "qid:" + rec["qid"], mid)

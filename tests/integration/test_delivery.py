@@ -8,6 +8,7 @@ and lines nobody but Postfix's delivery programs may be believed for.
 
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -78,7 +79,7 @@ class DeliveryStatus(unittest.TestCase):
 
     def test_1_sent_deferred_bounced_per_recipient(self):
         self.logwatch_once(self.pf.maillog, self.state("main"))
-        st = self.rc.hgetall("mt:{%s}:rcpt" % self.id)
+        st = h.statuses(self.rc, self.id)
         self.assertEqual(st, {"ok@ok.test": "sent",
                               "later@defer.test": "deferred",
                               "nope@bounce.test": "bounced"})
@@ -104,7 +105,11 @@ class DeliveryStatus(unittest.TestCase):
         self.assertIn("SEND", kinds)
         self.assertIn("BOUNCE", kinds)
         self.assertIn("DEFER", kinds)
-        self.assertGreater(self.rc.ttl("mt:{%s}:seen" % self.id), 0)
+        # Layout 2: each event carries its fingerprint; no key of its own.
+        self.assertFalse(self.rc.exists("mt:{%s}:seen" % self.id))
+        fps = [e["fp"] for e in self.events() if e["ev"] != "RECEIVE"]
+        self.assertEqual(len(fps), len(set(fps)), fps)
+        self.assertTrue(all(re.fullmatch(r"[0-9a-f]{16}", f) for f in fps), fps)
 
     def test_2_status_and_trace_show_the_results(self):
         self.logwatch_once(self.pf.maillog, self.state("main"))
@@ -155,7 +160,7 @@ class DeliveryStatus(unittest.TestCase):
         for tid in ids:
             sends = [e for e in self.events(tid) if e["ev"] == "SEND"]
             self.assertEqual(len(sends), 1, sends)
-            self.assertEqual(list(self.rc.hvals("mt:{%s}:rcpt" % tid)), ["sent"])
+            self.assertEqual(list(h.statuses(self.rc, tid).values()), ["sent"])
 
     def test_5_rotation_by_rename_and_by_truncate_during_a_run(self):
         state = self.state("rotate")
@@ -238,7 +243,7 @@ class DeliveryStatus(unittest.TestCase):
         self.assertIn('%s: from=<"x, status=expired"@site>, size=' % qid,
                       self.pf.read_maillog())
         out = self.logwatch_once(self.pf.maillog, self.state("quoted"))
-        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid),
+        self.assertEqual(h.statuses(self.rc, tid),
                          {r: "sent" for r in rcpts})
         evs = self.events(tid)
         self.assertEqual([e for e in evs if e["ev"] == "BOUNCE"], [])
@@ -268,7 +273,7 @@ class DeliveryStatus(unittest.TestCase):
         with open(self.pf.maillog, "a") as f:
             f.write("".join("%s dlv %s\n" % (now, l) for l in forged))
         out = self.logwatch_once(self.pf.maillog, self.state("forged"))
-        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid), {rcpt: "sent"})
+        self.assertEqual(h.statuses(self.rc, tid), {rcpt: "sent"})
         evs = self.events(tid)
         self.assertEqual([e["ev"] for e in evs if e["ev"] in
                           ("SEND", "DEFER", "BOUNCE")], ["SEND"])
@@ -291,7 +296,7 @@ class DeliveryStatus(unittest.TestCase):
             "postfix-out/smtp[" in t and "%s: to=<%s>" % (sent.qid, rcpt) in t),
             what="postfix-out/smtp line of %s" % sent.qid)
         out = self.logwatch_once(self.pf.maillog, self.state("instance"))
-        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid),
+        self.assertEqual(h.statuses(self.rc, tid),
                          {rcpt: "queued"})
         self.assertGreaterEqual(out["ignored"], 1)
         conf = os.path.join(self.work, "instances.conf")
@@ -300,7 +305,7 @@ class DeliveryStatus(unittest.TestCase):
         r = ds.cli(conf, "--json", "logwatch", "--once", "--no-state",
                    self.pf.maillog)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(self.rc.hgetall("mt:{%s}:rcpt" % tid), {rcpt: "sent"})
+        self.assertEqual(h.statuses(self.rc, tid), {rcpt: "sent"})
         send = [e for e in self.events(tid) if e["ev"] == "SEND"]
         self.assertEqual([e["service"] for e in send], ["postfix-out/smtp"])
 

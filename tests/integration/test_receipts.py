@@ -124,7 +124,7 @@ class ReadReceipts(unittest.TestCase):
         return got
 
     def status(self, tid):
-        return self.rc.hgetall("mt:{%s}:rcpt" % tid)
+        return h.statuses(self.rc, tid)
 
     def reads(self, tid):
         return [e for e in h.events(self.rc, tid) if e["ev"] in ("READ", "DELETE", "MDN")]

@@ -79,7 +79,7 @@ class SentinelFailover(unittest.TestCase):
             r = ds.cli(milter.conf, "--json", "logwatch", "--once", "--no-state",
                        pf.maillog)
             self.assertEqual(r.returncode, 0, r.stderr)
-            statuses = {rc.hget("mt:{%s}:rcpt" % t, "bob@remote.test") for t in delivered}
+            statuses = {rc.hget("mt:{%s}" % t, "r:bob@remote.test") for t in delivered}
             self.assertEqual(statuses, {"sent"})
 
             # The command reads through the Sentinels too.

@@ -214,19 +214,40 @@ receive_event_has_contract_fields(void **state)
 	char *s;
 
 	fill(&a);
-	s = mt_record_event_json(&a, "RECEIVE", 1700000000123);
+	a.id_kept = 0;
+	a.received_ms = 1700000000123;
+	a.hops = 2;
+	free(a.hop_path);
+	a.hop_path = strdup("[{\"n\":1,\"ip\":\"192.0.2.7\"},{\"n\":2}]");
+	/* The first MTA: the record holds its facts, the event only adds. */
+	s = mt_record_receive_json(&a, "0123456789abcdef");
 	o = json_loads(s, 0, NULL);
 	assert_non_null(o);
 	assert_int_equal(json_integer_value(json_object_get(o, "t")), 1700000000123);
 	assert_string_equal(json_string_value(json_object_get(o, "ev")), "RECEIVE");
+	assert_string_equal(json_string_value(json_object_get(o, "fp")),
+	    "0123456789abcdef");
+	assert_int_equal(json_array_size(json_object_get(o, "path")), 2);
+	assert_null(json_object_get(o, "qid"));		/* in the record */
+	assert_null(json_object_get(o, "from"));
+	assert_null(json_object_get(o, "size"));
+	assert_null(json_object_get(o, "msgid"));
+	json_decref(o);
+	free(s);
+	/* A later MTA of the site says what is its own. */
+	a.id_kept = 1;
+	a.hops = 1;
+	s = mt_record_receive_json(&a, NULL);
+	o = json_loads(s, 0, NULL);
+	assert_non_null(o);
 	assert_string_equal(json_string_value(json_object_get(o, "qid")), a.qid);
 	assert_string_equal(json_string_value(json_object_get(o, "by")), a.by);
 	assert_string_equal(json_string_value(json_object_get(o, "from")), a.sender);
 	assert_int_equal(json_integer_value(json_object_get(o, "nrcpt")), 2);
 	assert_string_equal(json_string_value(json_object_get(o, "client")),
 	    "mx.example.org[192.0.2.7]");
-	assert_null(json_object_get(o, "size"));	/* in the record */
-	assert_null(json_object_get(o, "msgid"));
+	assert_null(json_object_get(o, "path"));	/* one hop: the client */
+	assert_null(json_object_get(o, "fp"));
 	json_decref(o);
 	free(s);
 	s = mt_record_spool_event_json(&a, 1700000009999);

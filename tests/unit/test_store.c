@@ -170,15 +170,6 @@ assert_field(redisContext *c, const char *key, const char *field,
 	free(got);
 }
 
-static void
-assert_string_key(redisContext *c, const char *key, const char *want)
-{
-	char *got = str_cmd(c, "GET %s", key, NULL);
-
-	assert_non_null(got);
-	assert_string_equal(got, want);
-	free(got);
-}
 
 static void
 fill(struct mt_record *r, const char *id, const char *qid)
@@ -206,6 +197,20 @@ fill(struct mt_record *r, const char *id, const char *qid)
 	r->size = 4242;
 	r->received_ms = (int64_t)time(NULL) * 1000;
 	r->by = strdup("mta1.example.org");
+}
+
+/* The r:ADDRESS fields of a record. */
+static long long
+rcpt_fields(redisContext *c, const char *key)
+{
+	redisReply *r = redisCommand(c, "HKEYS %s", key);
+	long long n = 0;
+
+	assert_non_null(r);
+	for (size_t i = 0; i < r->elements; i++)
+		n += strncmp(r->element[i]->str, "r:", 2) == 0;
+	freeReplyObject(r);
+	return n;
 }
 
 static size_t
@@ -271,8 +276,7 @@ teardown(void **state)
 static void
 record_lands_in_every_key_with_ttl(void **state)
 {
-	static const char *keys[] = { "mt:{" ID1 "}", "mt:{" ID1 "}:rcpt",
-	    "mt:{" ID1 "}:ev", "mt:qid:AAA111", "mt:msgid:m1@example.org",
+	static const char *keys[] = { "mt:{" ID1 "}", "mt:{" ID1 "}:ev", "mt:qid:AAA111", "mt:msgid:m1@example.org",
 	    "mt:from:alice@example.org", "mt:to:bob@example.net",
 	    "mt:to:carol@example.net", "mt:events" };
 	struct mt_store *st;
@@ -287,7 +291,7 @@ record_lands_in_every_key_with_ttl(void **state)
 	fill(&r, ID1, "AAA111");
 	assert_int_equal(mt_store_put(st, &r, err, sizeof(err)), MT_STORE_REDIS);
 	c = inspect();
-	assert_field(c, "mt:{" ID1 "}", "id", ID1);
+	assert_field(c, "mt:{" ID1 "}", "id", NULL);	/* the key says it */
 	assert_field(c, "mt:{" ID1 "}", "qid", "AAA111");
 	assert_field(c, "mt:{" ID1 "}", "sender", "alice@example.org");
 	assert_field(c, "mt:{" ID1 "}", "nrcpt", "3");
@@ -296,10 +300,13 @@ record_lands_in_every_key_with_ttl(void **state)
 	assert_field(c, "mt:{" ID1 "}", "cc", "FR");
 	assert_field(c, "mt:{" ID1 "}", "size", "4242");
 	assert_field(c, "mt:{" ID1 "}", "by", "mta1.example.org");
-	assert_string_key(c, "mt:{" ID1 "}:path", "[{\"n\":1}]");
 	assert_field(c, "mt:{" ID1 "}", "auth", NULL);	/* absent stays absent */
-	assert_field(c, "mt:{" ID1 "}:rcpt", "carol@example.net", "queued");
-	assert_int_equal(int_cmd(c, "HLEN %s", "mt:{" ID1 "}:rcpt"), 2);
+	assert_field(c, "mt:{" ID1 "}", "r:carol@example.net", "queued");
+	assert_field(c, "mt:{" ID1 "}", "r:bob@example.net", "queued");
+	assert_int_equal(rcpt_fields(c, "mt:{" ID1 "}"), 2);
+	/* Layout 2: no key per message beyond the record and its events. */
+	assert_int_equal(int_cmd(c, "EXISTS %s", "mt:{" ID1 "}:rcpt"), 0);
+	assert_int_equal(int_cmd(c, "EXISTS %s", "mt:{" ID1 "}:path"), 0);
 	s = str_cmd(c, "GET %s", "mt:qid:AAA111", NULL);
 	assert_string_equal(s, ID1);
 	free(s);
@@ -313,7 +320,8 @@ record_lands_in_every_key_with_ttl(void **state)
 	free(s);
 	s = str_cmd(c, "LINDEX %s %s", "mt:{" ID1 "}:ev", "0");
 	assert_non_null(strstr(s, "\"ev\":\"RECEIVE\""));
-	assert_non_null(strstr(s, "\"client\":\"mx.example.org[192.0.2.7]\""));
+	assert_non_null(strstr(s, "\"path\":[{\"n\":1}]"));
+	assert_null(strstr(s, "\"client\""));	/* the record holds it */
 	free(s);
 	assert_int_equal(int_cmd(c, "XLEN %s", "mt:events"), 1);
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -355,7 +363,7 @@ scripts_are_loaded_again_after_script_flush(void **state)
 	struct mt_record r;
 	struct mt_event e[2];
 	enum mt_event_result res[2];
-	redisContext *c, *x;
+	redisContext *c;
 	char err[256];
 
 	st = mt_store_new(&cfg, report, err, sizeof(err));
@@ -366,22 +374,105 @@ scripts_are_loaded_again_after_script_flush(void **state)
 	assert_int_equal(mt_store_put(st, &r, err, sizeof(err)), MT_STORE_REDIS);
 	ev = mt_events_new(&cfg, err, sizeof(err));
 	assert_non_null(ev);
-	x = mt_events_get(ev, err, sizeof(err));
-	assert_non_null(x);
-	e[0] = (struct mt_event){ .id = ID1, .ev = "SEND",
+	e[0] = (struct mt_event){ .find = MT_FIND_ID, .key = ID1, .ev = "SEND",
 	    .rcpt = "bob@example.net", .status = "sent", .fingerprint = "f1",
 	    .json = "{\"ev\":\"SEND\"}" };
 	e[1] = e[0];
 	e[1].rcpt = "carol@example.net";
 	e[1].fingerprint = "f2";
 	freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
-	assert_int_equal(mt_events_apply(ev, x, e, 2, res, err, sizeof(err)), 0);
+	assert_int_equal(mt_events_record(ev, e, 2, res, NULL, err,
+	    sizeof(err)), 0);
 	assert_int_equal(res[0], MT_EV_CHANGED);
 	assert_int_equal(res[1], MT_EV_CHANGED);
-	mt_events_put(ev, x);
-	assert_field(c, "mt:{" ID1 "}:rcpt", "bob@example.net", "sent");
-	assert_field(c, "mt:{" ID1 "}:rcpt", "carol@example.net", "sent");
+	assert_field(c, "mt:{" ID1 "}", "r:bob@example.net", "sent");
+	assert_field(c, "mt:{" ID1 "}", "r:carol@example.net", "sent");
 	assert_int_equal(int_cmd(c, "LLEN %s", "mt:{" ID1 "}:ev"), 3);
+	redisFree(c);
+	mt_events_free(ev);
+	mt_record_free(&r);
+	mt_store_free(st);
+}
+
+/* One event through the one call; its result. */
+static enum mt_event_result
+one_event(struct mt_events *ev, enum mt_event_find find, const char *key,
+    const char *name, const char *rcpt, const char *status, int only_known,
+    const char *fp, char id[MT_EVENTS_ID_MAX + 1])
+{
+	char ids[1][MT_EVENTS_ID_MAX + 1], err[256], json[128];
+	struct mt_event e = { .find = find, .key = key, .ev = name,
+	    .rcpt = rcpt, .status = status, .only_known = only_known,
+	    .fingerprint = fp, .json = json };
+	enum mt_event_result res;
+
+	snprintf(json, sizeof(json), "{\"t\":1,\"ev\":\"%s\"}", name);
+	assert_int_equal(mt_events_record(ev, &e, 1, &res, ids, err,
+	    sizeof(err)), 0);
+	if (id != NULL)
+		snprintf(id, MT_EVENTS_ID_MAX + 1, "%s", ids[0]);
+	return res;
+}
+
+static void
+statuses_only_move_forward_and_events_dedupe(void **state)
+{
+	struct mt_store *st;
+	struct mt_events *ev;
+	struct mt_record r;
+	redisContext *c;
+	char err[256], id[MT_EVENTS_ID_MAX + 1], *s;
+	const char *B = "bob@example.net", *C = "carol@example.net";
+
+	st = mt_store_new(&cfg, report, err, sizeof(err));
+	fill(&r, ID1, "AAA111");
+	assert_int_equal(mt_store_put(st, &r, err, sizeof(err)), MT_STORE_REDIS);
+	ev = mt_events_new(&cfg, err, sizeof(err));
+	assert_non_null(ev);
+	c = inspect();
+	/* Found by queue ID; deferred may repeat; sent beats deferred. */
+	assert_int_equal(one_event(ev, MT_FIND_QID, "AAA111", "DEFER", B,
+	    "deferred", 0, "fp1", id), MT_EV_CHANGED);
+	assert_string_equal(id, ID1);
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "DEFER", B, "deferred",
+	    0, "fp2", NULL), MT_EV_CHANGED);
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "SEND", B, "sent", 0,
+	    "fp3", NULL), MT_EV_CHANGED);
+	/* A late DEFER is kept in the timeline; the status stays. */
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "DEFER", B, "deferred",
+	    0, "fp4", NULL), MT_EV_RECORDED);
+	assert_field(c, "mt:{" ID1 "}", "r:bob@example.net", "sent");
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "DELIVER", B,
+	    "delivered", 0, "fp5", NULL), MT_EV_CHANGED);
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "READ", B, "read", 1,
+	    "fp6", NULL), MT_EV_CHANGED);
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "BOUNCE", B, "bounced",
+	    0, "fp7", NULL), MT_EV_RECORDED);
+	assert_field(c, "mt:{" ID1 "}", "r:bob@example.net", "read");
+	/* The same fingerprint twice: written once. */
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "SEND", C, "sent", 0,
+	    "fp3", NULL), MT_EV_DUPLICATE);
+	assert_field(c, "mt:{" ID1 "}", "r:carol@example.net", "queued");
+	/* Only a recipient may be read; expiry moves every pending one. */
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "READ",
+	    "mallory@example.org", "read", 1, "fp8", NULL), MT_EV_NOT_RECIPIENT);
+	assert_int_equal(one_event(ev, MT_FIND_ID, ID1, "BOUNCE", "", "bounced",
+	    0, "fp9", NULL), MT_EV_CHANGED);
+	assert_field(c, "mt:{" ID1 "}", "r:carol@example.net", "bounced");
+	assert_field(c, "mt:{" ID1 "}", "r:bob@example.net", "read");
+	/* Unknown messages: nothing written, no ID. */
+	assert_int_equal(one_event(ev, MT_FIND_QID, "NOSUCHQ", "SEND", B,
+	    "sent", 0, "fpa", id), MT_EV_NO_RECORD);
+	assert_string_equal(id, "");
+	assert_int_equal(one_event(ev, MT_FIND_MSGID, "m1@example.org", "MDN",
+	    B, NULL, 0, NULL, id), MT_EV_RECORDED);
+	assert_string_equal(id, ID1);
+	/* Each recorded event carries its fingerprint; the stream has them. */
+	s = str_cmd(c, "LINDEX %s %s", "mt:{" ID1 "}:ev", "1");
+	assert_string_equal(s, "{\"t\":1,\"ev\":\"DEFER\",\"fp\":\"fp1\"}");
+	free(s);
+	assert_int_equal(int_cmd(c, "LLEN %s", "mt:{" ID1 "}:ev"), 10);
+	assert_int_equal(int_cmd(c, "XLEN %s", "mt:events"), 10);
 	redisFree(c);
 	mt_events_free(ev);
 	mt_record_free(&r);
@@ -400,7 +491,7 @@ kept_id_does_not_overwrite_the_origin(void **state)
 	c = inspect();
 	rep = redisCommand(c, "HSET mt:{" ID1 "} by origin.example.org qid ORIG1");
 	freeReplyObject(rep);
-	rep = redisCommand(c, "HSET mt:{" ID1 "}:rcpt bob@example.net sent");
+	rep = redisCommand(c, "HSET mt:{" ID1 "} r:bob@example.net sent");
 	freeReplyObject(rep);
 	st = mt_store_new(&cfg, report, err, sizeof(err));
 	fill(&r, ID1, "BBB222");
@@ -409,8 +500,8 @@ kept_id_does_not_overwrite_the_origin(void **state)
 	assert_field(c, "mt:{" ID1 "}", "by", "origin.example.org");
 	assert_field(c, "mt:{" ID1 "}", "qid", "ORIG1");
 	assert_field(c, "mt:{" ID1 "}", "helo", "mx.example.org");
-	assert_field(c, "mt:{" ID1 "}:rcpt", "bob@example.net", "sent");
-	assert_field(c, "mt:{" ID1 "}:rcpt", "carol@example.net", "queued");
+	assert_field(c, "mt:{" ID1 "}", "r:bob@example.net", "sent");
+	assert_field(c, "mt:{" ID1 "}", "r:carol@example.net", "queued");
 	redisFree(c);
 	mt_record_free(&r);
 	mt_store_free(st);
@@ -669,6 +760,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(same_record_twice_is_written_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(scripts_are_loaded_again_after_script_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(kept_id_does_not_overwrite_the_origin, setup, teardown),
+		cmocka_unit_test_setup_teardown(statuses_only_move_forward_and_events_dedupe, setup, teardown),
 		cmocka_unit_test_setup_teardown(redis_down_spools_and_replay_drains_once_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_files_move_aside_and_the_rest_replays, setup, teardown),
 		cmocka_unit_test_setup_teardown(replay_of_a_record_already_stored_changes_nothing, setup, teardown),
