@@ -337,7 +337,8 @@ main(int argc, char **argv)
 		mt_fatal("%s", err);
 	config_current = cfg;
 	mt_log(LOG_INFO, "starting: socket %s, redis %s%s, spool %s",
-	    cfg->socket, cfg->redis_sentinel ? "via Sentinels " : "",
+	    cfg->socket, cfg->redis_cluster ? "Cluster " : cfg->redis_sentinel
+	    ? "via Sentinels " : "", cfg->redis_cluster ? cfg->redis_cluster :
 	    cfg->redis_sentinel ? cfg->redis_sentinel : cfg->redis_server,
 	    cfg->spool_dir);
 	rc = serve(path);

@@ -581,8 +581,11 @@ main(int argc, char **argv)
 	if (have_user)
 		mt_daemon_drop(name, uid, gid);
 	config_current = cfg;
-	mt_log(LOG_INFO, "starting: socket %s, %zu routes, redis %s, %s",
-	    cfg->route_socket, rt_of(cfg)->routes.n, cfg->redis_server,
+	mt_log(LOG_INFO, "starting: socket %s, %zu routes, redis %s%s, %s",
+	    cfg->route_socket, rt_of(cfg)->routes.n, cfg->redis_cluster ?
+	    "Cluster " : cfg->redis_sentinel ? "via Sentinels " : "",
+	    cfg->redis_cluster ? cfg->redis_cluster : cfg->redis_sentinel ?
+	    cfg->redis_sentinel : cfg->redis_server,
 	    cfg->route_fail_closed ? "fail-closed" : "fail-open");
 	serve(path);
 	mt_log(LOG_INFO, "stopping");

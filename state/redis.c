@@ -331,11 +331,6 @@ mt_redis_pool_put(struct mt_redis_pool *p, redisContext *c)
 		redisFree(c);
 }
 
-const char *
-mt_redis_pool_server(const struct mt_redis_pool *p)
-{
-	return p->name;
-}
 
 int
 mt_redis_pool_replicas(const struct mt_redis_pool *p)
@@ -343,11 +338,6 @@ mt_redis_pool_replicas(const struct mt_redis_pool *p)
 	return p->rcfg.redis_sentinel != NULL ? 1 : 0;
 }
 
-int
-mt_redis_pool_timeout_ms(const struct mt_redis_pool *p)
-{
-	return p->rcfg.redis_timeout_ms;
-}
 
 void
 mt_redis_pool_free(struct mt_redis_pool *p)
@@ -368,62 +358,8 @@ mt_redis_pool_free(struct mt_redis_pool *p)
 	free(p);
 }
 
-int
-mt_redis_script_init(struct mt_redis_script *s, const char *text)
-{
-	s->text = text;
-	s->len = strlen(text);
-	return mt_redis_script_sha(text, s->len, s->sha);
-}
-
-static void
-fill_evalsha(const struct mt_redis_script *s, const char **argv,
-    size_t *argvlen)
-{
-	argv[0] = "EVALSHA";
-	argvlen[0] = 7;
-	argv[1] = s->sha;
-	argvlen[1] = 40;
-}
-
-int
-mt_redis_is_noscript(const redisReply *r)
-{
-	return r != NULL && r->type == REDIS_REPLY_ERROR &&
-	    strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-int
-mt_redis_eval_append(redisContext *c, const struct mt_redis_script *s,
-    int argc, const char **argv, size_t *argvlen)
-{
-	fill_evalsha(s, argv, argvlen);
-	return redisAppendCommandArgv(c, argc, argv, argvlen) == REDIS_OK ?
-	    0 : -1;
-}
-
-redisReply *
-mt_redis_eval(redisContext *c, const struct mt_redis_script *s, int argc,
-    const char **argv, size_t *argvlen)
-{
-	redisReply *r;
-
-	fill_evalsha(s, argv, argvlen);
-	r = redisCommandArgv(c, argc, argv, argvlen);
-	if (!mt_redis_is_noscript(r))
-		return r;
-	freeReplyObject(r);
-	r = redisCommand(c, "SCRIPT LOAD %b", s->text, s->len);
-	if (r == NULL)
-		return NULL;
-	if (r->type == REDIS_REPLY_ERROR)
-		return r;	/* why the script cannot be loaded */
-	freeReplyObject(r);
-	return redisCommandArgv(c, argc, argv, argvlen);
-}
-
-int
-mt_redis_script_sha(const char *script, size_t len, char out[41])
+static int
+script_sha(const char *script, size_t len, char out[41])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
@@ -434,3 +370,19 @@ mt_redis_script_sha(const char *script, size_t len, char out[41])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	return 0;
 }
+
+int
+mt_redis_script_init(struct mt_redis_script *s, const char *text)
+{
+	s->text = text;
+	s->len = strlen(text);
+	return script_sha(text, s->len, s->sha);
+}
+
+int
+mt_redis_is_noscript(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+

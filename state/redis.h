@@ -67,8 +67,6 @@ redisContext *mt_redis_pool_get(struct mt_redis_pool *p, char *err,
     size_t errlen);
 /* Back into the pool, or closed when it had an error (timeouts included). */
 void mt_redis_pool_put(struct mt_redis_pool *p, redisContext *c);
-const char *mt_redis_pool_server(const struct mt_redis_pool *p);
-int mt_redis_pool_timeout_ms(const struct mt_redis_pool *p);
 void mt_redis_pool_free(struct mt_redis_pool *p);
 
 /*
@@ -85,9 +83,6 @@ int mt_redis_pool_replicas(const struct mt_redis_pool *p);
 int mt_redis_wait_replicas(redisContext *c, int n, int timeout_ms, char *err,
     size_t errlen);
 
-/* The SHA-1 hex digest EVALSHA names a script by. 0 or -1. */
-int mt_redis_script_sha(const char *script, size_t len, char out[41]);
-
 /* A Lua script and the digest EVALSHA names it by. */
 struct mt_redis_script {
 	const char *text;
@@ -97,23 +92,7 @@ struct mt_redis_script {
 /* Fills s for text (a string that outlives s). 0, or -1 (OpenSSL). */
 int mt_redis_script_init(struct mt_redis_script *s, const char *text);
 
-/*
- * The one way mailtrail runs a script. argv[0] and argv[1] are filled in
- * here ("EVALSHA" and the digest); argv[2] on are numkeys, keys and
- * arguments. On NOSCRIPT (a new, restarted or flushed server) the script
- * is loaded and the call sent again. The reply (the caller frees it), or
- * NULL on an I/O error (c->errstr says which).
- */
-redisReply *mt_redis_eval(redisContext *c, const struct mt_redis_script *s,
-    int argc, const char **argv, size_t *argvlen);
-
-/*
- * The same call appended to a pipeline. Its reply, read in turn, may be
- * NOSCRIPT (mt_redis_is_noscript): once the pipeline is drained, call
- * mt_redis_eval for it, which loads the script first.
- */
-int mt_redis_eval_append(redisContext *c, const struct mt_redis_script *s,
-    int argc, const char **argv, size_t *argvlen);
+/* A NOSCRIPT error reply: the server does not know the script (yet). */
 int mt_redis_is_noscript(const redisReply *r);
 
 #endif
