@@ -223,6 +223,31 @@ mt_db_batch_free(struct mt_db_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
+int
+mt_db_batch_move(struct mt_db_batch *dst, struct mt_db_batch *src)
+{
+	if (src->oom)
+		dst->oom = 1;
+	if (dst->n + src->n > dst->cap) {
+		size_t cap = dst->cap ? dst->cap : 16;
+		struct mt_db_cmd *v;
+
+		while (cap < dst->n + src->n)
+			cap *= 2;
+		if ((v = realloc(dst->cmd, cap * sizeof(*v))) == NULL) {
+			dst->oom = 1;
+			return -1;
+		}
+		dst->cmd = v;
+		dst->cap = cap;
+	}
+	memcpy(dst->cmd + dst->n, src->cmd, src->n * sizeof(*src->cmd));
+	dst->n += src->n;
+	src->n = 0;
+	src->oom = 0;
+	return 0;
+}
+
 /* Takes formatted (a hiredis-allocated command) into the batch. */
 static size_t
 add_formatted(struct mt_db_batch *b, const char *key, char *formatted,

@@ -53,6 +53,9 @@ void mt_db_batch_init(struct mt_db_batch *b);
 void mt_db_batch_reset(struct mt_db_batch *b);
 void mt_db_batch_free(struct mt_db_batch *b);
 
+/* Moves src's commands to the end of dst (src is left empty); -1 oom. */
+int mt_db_batch_move(struct mt_db_batch *dst, struct mt_db_batch *src);
+
 /* A command in hiredis's format (%s, %b); key routes it. Its index. */
 size_t mt_db_add(struct mt_db_batch *b, const char *key, const char *fmt,
     ...);

@@ -93,33 +93,40 @@ mt_schema_fingerprint(const void *data, size_t len, char out[MT_FP_LEN + 1])
 "end\n"
 
 /*
- * A later MTA of the site keeps the origin's fields (HSETNX) but writes
- * its hop count; its RECEIVE carries its own hop path.
+ * A new record is one HSET. A later MTA of the site keeps the origin's
+ * fields and statuses (HSETNX) but writes its hop count; its RECEIVE
+ * carries its own hop path.
  */
 static const char record_lua[] = SEEN_LUA
 "local rec, ev, ttl = KEYS[1], KEYS[2], ARGV[1]\n"
 "if seen(ev, ARGV[3]) then return 'dup' end\n"
-"local hset = (ARGV[2] == '1') and 'HSETNX' or 'HSET'\n"
-"local a = 7\n"
-"for i = 1, tonumber(ARGV[6]) do\n"
-"  local f = ARGV[a]\n"
-"  redis.call((f == 'hops') and 'HSET' or hset, rec, f, ARGV[a + 1])\n"
-"  a = a + 2\n"
+"local nf, a = tonumber(ARGV[6]), 7\n"
+"if ARGV[2] == '1' then\n"
+"  for i = 1, nf do\n"
+"    local f = ARGV[a]\n"
+"    redis.call((f == 'hops') and 'HSET' or 'HSETNX', rec, f, ARGV[a + 1])\n"
+"    a = a + 2\n"
+"  end\n"
+"  for k = a, #ARGV do redis.call('HSETNX', rec, 'r:' .. ARGV[k], 'queued') end\n"
+"else\n"
+"  local set = {}\n"
+"  local function put(f, v)\n"
+"    set[#set + 1] = f\n"
+"    set[#set + 1] = v\n"
+"    if #set >= 2000 then\n"	/* unpack() has a limit: in chunks */
+"      redis.call('HSET', rec, unpack(set))\n"
+"      set = {}\n"
+"    end\n"
+"  end\n"
+"  for i = a, a + 2 * nf - 1, 2 do put(ARGV[i], ARGV[i + 1]) end\n"
+"  for k = a + 2 * nf, #ARGV do put('r:' .. ARGV[k], 'queued') end\n"
+"  if #set > 0 then redis.call('HSET', rec, unpack(set)) end\n"
 "end\n"
-"for k = a, #ARGV do redis.call('HSETNX', rec, 'r:' .. ARGV[k], 'queued') end\n"
 "redis.call('RPUSH', ev, ARGV[4])\n"
 "if ARGV[5] ~= '' then redis.call('RPUSH', ev, ARGV[5]) end\n"
 "redis.call('EXPIRE', rec, ttl)\n"
 "redis.call('EXPIRE', ev, ttl)\n"
 "return 'ok'\n";
-
-static const char index_lua[] =
-"local k = KEYS[1]\n"
-"if ARGV[5] == '1' then redis.call('ZADD', k, 'NX', ARGV[1], ARGV[2])\n"
-"else redis.call('ZADD', k, ARGV[1], ARGV[2]) end\n"
-"redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[3])\n"
-"redis.call('EXPIRE', k, ARGV[4])\n"
-"return 1\n";
 
 /*
  * Status order: queued = scheduled < deferred < sent = bounced <
@@ -182,7 +189,6 @@ scripts_init(void)
 {
 	static const char *const text[MT_SCRIPT_COUNT] = {
 		[MT_SCRIPT_RECORD] = record_lua,
-		[MT_SCRIPT_INDEX] = index_lua,
 		[MT_SCRIPT_EVENT] = event_lua,
 		[MT_SCRIPT_ROUTE_TAKE] = route_take_lua,
 	};

@@ -68,12 +68,6 @@ enum mt_script_kind {
 	 */
 	MT_SCRIPT_RECORD,
 	/*
-	 * An index entry. KEYS: one sorted set. ARGV: score, ID, cutoff
-	 * score (entries older are trimmed), ttl, nx (1: never move an
-	 * entry, as for Message-IDs). 1.
-	 */
-	MT_SCRIPT_INDEX,
-	/*
 	 * An event. KEYS: P{ID} P{ID}:ev. ARGV: ttl, fingerprint or "",
 	 * recipient or "" (every one still queued or deferred), alternative
 	 * recipient or "", new status or "", the event (its "fp" included),

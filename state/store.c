@@ -24,6 +24,8 @@
 #define REPLAY_EVERY_MS 500
 #define MAX_FIELDS 18		/* hash fields of mt:{ID} */
 
+struct put_req;
+
 struct mt_store {
 	/* fixed after mt_store_new */
 	struct mt_db *db;
@@ -39,6 +41,10 @@ struct mt_store {
 	unsigned spool_gen;	/* bumped by every spool write */
 	int kick, stop, started;
 	pthread_t thread;
+
+	pthread_mutex_t qmu;	/* group commit: guards the queue below */
+	struct put_req *qhead, **qtail;
+	int writing;		/* callers writing groups now */
 };
 
 /* What a script call came to. */
@@ -225,23 +231,29 @@ record_args(struct mt_store *st, const struct mt_record *r, int replayed,
 	return a->oom || keys[0] == NULL || keys[1] == NULL ? -1 : 0;
 }
 
-/* An index entry: a sorted set of IDs by received time, trimmed. */
+/*
+ * An index entry: a sorted set of IDs by received time. Trimming the
+ * entries older than the retention costs a range walk, so one write in
+ * TRIM_EVERY does it (by the ID's last character: spread evenly).
+ */
+#define TRIM_EVERY 16
+
 static void
 add_index(struct mt_store *st, struct mt_db_batch *b, enum mt_key_kind kind,
     const char *val, const struct mt_record *r, int nx, const char *cutoff)
 {
-	char *key = mt_key(&st->schema, kind, val, strlen(val)), score[24],
-	    ttl[24];
-	const char *args[5] = { score, r->id, cutoff, ttl, nx ? "1" : "0" };
+	char *key = mt_key(&st->schema, kind, val, strlen(val));
+	size_t idlen = strlen(r->id);
 
 	if (key == NULL) {
 		b->oom = 1;
 		return;
 	}
-	snprintf(score, sizeof(score), "%lld", (long long)r->received_ms);
-	snprintf(ttl, sizeof(ttl), "%ld", st->schema.ttl);
-	mt_db_add_script(b, mt_schema_script(MT_SCRIPT_INDEX), 1,
-	    (const char *const *)&key, 5, args, NULL);
+	mt_db_add(b, key, nx ? "ZADD %s NX %lld %s" : "ZADD %s %lld %s", key,
+	    (long long)r->received_ms, r->id);
+	if (idlen > 0 && (unsigned char)r->id[idlen - 1] % TRIM_EVERY == 0)
+		mt_db_add(b, key, "ZREMRANGEBYSCORE %s -inf (%s", key, cutoff);
+	mt_db_add(b, key, "EXPIRE %s %ld", key, st->schema.ttl);
 	free(key);
 }
 
@@ -277,13 +289,14 @@ build_batch(struct mt_store *st, const struct mt_record *r, char *keys[2],
 	}
 }
 
-/* What the replies say: W_OK or W_DUP from the record script. */
+/* What one record's replies (from, n of them) say: W_OK or W_DUP. */
 static enum write_result
-judge(const struct mt_db_batch *b, char *why, size_t whylen)
+judge(const struct mt_db_batch *b, size_t from, size_t n, char *why,
+    size_t whylen)
 {
-	const char *s = mt_db_str(mt_db_reply(b, 0));
+	const char *s = mt_db_str(mt_db_reply(b, from));
 
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = from; i < from + n; i++) {
 		const redisReply *rep = mt_db_reply(b, i);
 
 		if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
@@ -299,10 +312,51 @@ judge(const struct mt_db_batch *b, char *why, size_t whylen)
 	return W_REPLY;
 }
 
-/* The events stream: only for a record new to Redis, never twice. */
+/* One record of a group write, and what came of it. */
+struct put_req {
+	const struct mt_record *r;
+	int replayed;
+	enum write_result res;
+	char why[512];
+	int done;
+	pthread_cond_t cv;	/* signalled when done */
+	struct put_req *next;
+	/* built by the caller, written by whoever writes the group */
+	struct args a;
+	char *keys[2];
+	struct mt_db_batch b;	/* its commands */
+	int oom;
+	size_t from, n;		/* where they went in the group's batch */
+};
+
+/* Builds the request's commands (in the caller's thread: in parallel). */
+static void
+req_build(struct mt_store *st, struct put_req *q)
+{
+	char fp[MT_FP_LEN + 1];
+
+	mt_db_batch_init(&q->b);
+	receive_fp(q->r, fp);
+	if (record_args(st, q->r, q->replayed, fp, q->keys, &q->a) != 0)
+		q->oom = 1;
+	else
+		build_batch(st, q->r, q->keys, &q->a, &q->b);
+	q->oom |= q->b.oom;
+}
+
+static void
+req_free(struct put_req *q)
+{
+	mt_db_batch_free(&q->b);
+	args_free(&q->a);
+	free(q->keys[0]);
+	free(q->keys[1]);
+}
+
+/* The events stream: only for records new to Redis, never twice. */
 static void
 stream_receive(struct mt_store *st, struct mt_db_link *l,
-    const struct mt_record *r, const struct args *a, int replayed)
+    struct put_req **v, size_t n)
 {
 	struct mt_db_batch b;
 	char *key = mt_key(&st->schema, MT_KEY_STREAM, NULL, 0), why[256];
@@ -310,51 +364,126 @@ stream_receive(struct mt_store *st, struct mt_db_link *l,
 	if (key == NULL)
 		return;
 	mt_db_batch_init(&b);
-	mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev RECEIVE data %s",
-	    key, st->schema.maxlen, r->id, a->v[3]);
-	if (replayed)
-		mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev SPOOL "
-		    "data %s", key, st->schema.maxlen, r->id, a->v[4]);
-	mt_db_add(&b, key, "EXPIRE %s %ld", key, st->schema.ttl);
-	/* The record is stored either way; consumers may miss this one. */
-	(void)mt_db_run(l, &b, 0, why, sizeof(why));
+	for (size_t i = 0; i < n; i++) {
+		if (v[i]->res != W_OK)
+			continue;
+		mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev RECEIVE "
+		    "data %s", key, st->schema.maxlen, v[i]->r->id,
+		    v[i]->a.v[3]);
+		if (v[i]->replayed)
+			mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev "
+			    "SPOOL data %s", key, st->schema.maxlen,
+			    v[i]->r->id, v[i]->a.v[4]);
+	}
+	if (b.n > 0) {
+		mt_db_add(&b, key, "EXPIRE %s %ld", key, st->schema.ttl);
+		/* The records are stored either way; consumers may miss these. */
+		(void)mt_db_run(l, &b, 0, why, sizeof(why));
+	}
 	mt_db_batch_free(&b);
 	free(key);
 }
 
-/* One record: one round trip per node it touches. */
+/*
+ * Writes n records together: one batch, one round trip per node for all
+ * of them, then the stream. Each request gets its own result.
+ */
+static void
+write_many(struct mt_store *st, struct put_req **v, size_t n)
+{
+	struct mt_db_batch b;
+	struct mt_db_link *l = NULL;
+	char why[512];
+	size_t i;
+	int rc;
+
+	mt_db_batch_init(&b);
+	for (i = 0; i < n; i++) {
+		struct put_req *q = v[i];
+
+		q->res = W_REPLY;
+		q->from = b.n;
+		if (q->oom || mt_db_batch_move(&b, &q->b) != 0)
+			b.oom = 1;
+		q->n = b.n - q->from;
+	}
+	if (b.oom) {
+		snprintf(why, sizeof(why), "out of memory");
+		rc = -2;
+	} else if ((l = mt_db_get(st->db, why, sizeof(why))) == NULL)
+		rc = -1;
+	else
+		rc = mt_db_run(l, &b, MT_DB_WRITE, why, sizeof(why));
+	for (i = 0; i < n; i++) {
+		struct put_req *q = v[i];
+
+		if (rc != 0) {
+			q->res = rc == -1 ? W_IO : W_REPLY;
+			snprintf(q->why, sizeof(q->why), "%s", why);
+		} else
+			q->res = judge(&b, q->from, q->n, q->why,
+			    sizeof(q->why));
+	}
+	if (rc == 0)
+		stream_receive(st, l, v, n);
+	if (l != NULL)
+		mt_db_put(st->db, l);
+	mt_db_batch_free(&b);
+}
+
+#define GROUP_MAX 64		/* records per group write */
+#define WRITERS_MAX 4		/* groups in flight at once */
+
+/*
+ * Group commit: concurrent puts share round trips. A caller that finds
+ * fewer than WRITERS_MAX writers becomes one and writes whatever has
+ * queued up, in groups, until the queue is empty; the others wait for
+ * their own result. Each request was built by its own caller.
+ */
 static enum write_result
 store_write(struct mt_store *st, const struct mt_record *r, int replayed,
     char *why, size_t whylen)
 {
-	struct args a;
-	struct mt_db_batch b;
-	struct mt_db_link *l;
-	char *keys[2] = { NULL, NULL }, fp[MT_FP_LEN + 1];
-	enum write_result res = W_REPLY;
+	struct put_req me, *v[GROUP_MAX];
 
-	receive_fp(r, fp);
-	mt_db_batch_init(&b);
-	if (record_args(st, r, replayed, fp, keys, &a) == 0)
-		build_batch(st, r, keys, &a, &b);
-	else
-		b.oom = 1;
-	if (b.oom) {
-		snprintf(why, whylen, "out of memory");
-	} else if ((l = mt_db_get(st->db, why, whylen)) == NULL) {
-		res = W_IO;
-	} else {
-		if (mt_db_run(l, &b, MT_DB_WRITE, why, whylen) != 0)
-			res = W_IO;
-		else if ((res = judge(&b, why, whylen)) == W_OK)
-			stream_receive(st, l, r, &a, replayed);
-		mt_db_put(st->db, l);
+	memset(&me, 0, sizeof(me));
+	me.r = r;
+	me.replayed = replayed;
+	req_build(st, &me);
+	pthread_cond_init(&me.cv, NULL);
+	pthread_mutex_lock(&st->qmu);
+	*st->qtail = &me;
+	st->qtail = &me.next;
+	while (!me.done) {
+		if (st->writing >= WRITERS_MAX) {
+			pthread_cond_wait(&me.cv, &st->qmu);
+			continue;
+		}
+		st->writing++;
+		while (st->qhead != NULL) {
+			size_t n = 0;
+
+			while (st->qhead != NULL && n < GROUP_MAX) {
+				v[n++] = st->qhead;
+				st->qhead = st->qhead->next;
+			}
+			if (st->qhead == NULL)
+				st->qtail = &st->qhead;
+			pthread_mutex_unlock(&st->qmu);
+			write_many(st, v, n);
+			pthread_mutex_lock(&st->qmu);
+			for (size_t i = 0; i < n; i++) {
+				v[i]->done = 1;
+				pthread_cond_signal(&v[i]->cv);
+			}
+		}
+		st->writing--;
 	}
-	mt_db_batch_free(&b);
-	args_free(&a);
-	free(keys[0]);
-	free(keys[1]);
-	return res;
+	pthread_mutex_unlock(&st->qmu);
+	pthread_cond_destroy(&me.cv);
+	req_free(&me);
+	snprintf(why, whylen, "%s", me.why);
+	return me.res;
 }
 
 /* ---- circuit breaker ------------------------------------------------- */
@@ -604,6 +733,7 @@ store_release(struct mt_store *st)
 		mt_spool_close(&st->spool);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
+	pthread_mutex_destroy(&st->qmu);
 	free(st);
 }
 
@@ -622,6 +752,8 @@ mt_store_new(const struct mt_config *cfg, mt_store_report_fn *report,
 	}
 	st->report = report;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->qmu, NULL);
+	st->qtail = &st->qhead;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
