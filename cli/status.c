@@ -12,9 +12,9 @@
 
 /* Field order of PRODUCT.md; fields Redis has beyond these follow them. */
 static const char *const known_fields[] = {
-	"id", "qid", "msgid", "sender", "nrcpt", "client_ip", "client_name",
-	"helo", "auth", "lat", "lon", "cc", "city", "hops", "size",
-	"received", "by", NULL
+	"id", "qid", "msgid", "sender", "subject", "nrcpt", "dir", "client_ip",
+	"client_name", "helo", "auth", "lat", "lon", "cc", "city", "hops",
+	"size", "received", "by", "send_at", NULL
 };
 static const char *const int_fields[] = {
 	"nrcpt", "hops", "size", "received", NULL

@@ -327,3 +327,36 @@ mt_mdn_parse(const char *msg, size_t len, struct mt_mdn *out, char *err,
 	g_object_unref(s);
 	return rc;
 }
+
+size_t
+mt_mdn_header_text(char *dst, size_t dstsize, const char *raw, size_t len)
+{
+	char *copy, *dec;
+	size_t n;
+
+	dst[0] = '\0';
+	if (len > MT_MDN_HEADER_IN_MAX)
+		len = MT_MDN_HEADER_IN_MAX;	/* the rest would be cut anyway */
+	if ((copy = g_strndup(raw, len)) == NULL)
+		return 0;
+	dec = g_mime_utils_header_decode_text(NULL, copy);
+	n = mt_text_header(dst, dstsize, dec ? dec : copy,
+	    strlen(dec ? dec : copy));
+	g_free(dec);
+	g_free(copy);
+	/* Never end inside a UTF-8 sequence: back off to its lead byte. */
+	if (n > 0 && (unsigned char)dst[n - 1] >= 0x80) {
+		size_t lead = n - 1, need;
+		unsigned char c;
+
+		while (lead > 0 && ((unsigned char)dst[lead] & 0xc0) == 0x80)
+			lead--;
+		c = (unsigned char)dst[lead];
+		need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		if (lead + need > n) {
+			n = lead;
+			dst[n] = '\0';
+		}
+	}
+	return n;
+}

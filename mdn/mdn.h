@@ -76,4 +76,13 @@ const char *mt_authres_vouches(const struct mt_authres *ar,
 void mt_mdn_init(void);
 void mt_mdn_shutdown(void);
 
+/*
+ * A header value (Subject:) as text for the record: RFC 2047 encoded words
+ * decoded, cleaned as mt_text_header does (no controls, valid UTF-8), cut
+ * to at most dstsize - 1 bytes without splitting a character. The length.
+ */
+#define MT_MDN_HEADER_IN_MAX 4096	/* input bytes looked at */
+size_t mt_mdn_header_text(char *dst, size_t dstsize, const char *raw,
+    size_t len);
+
 #endif

@@ -18,6 +18,7 @@
 #include "../common/mthdr.h"
 #include "../common/text.h"
 #include "../common/trackid.h"
+#include "../mdn/mdn.h"
 #include "milter.h"
 #include "path.h"
 #include "receipt.h"
@@ -36,6 +37,7 @@ struct mt_msg {
 	char **mctx_rcpt;
 	size_t mctx_nrcpt, mctx_rcpt_cap, mctx_rcpt_total;
 	char *mctx_msgid;
+	char *mctx_subject;		/* decoded, at most SUBJECT_MAX bytes */
 	struct mt_mthdr_seen mctx_mt;	/* X-Mailtrail-* headers by name */
 	int mctx_kept_index;		/* 1-based X-Mailtrail-ID kept, or 0 */
 	char mctx_kept_id[MT_ID_SIZE];
@@ -98,6 +100,7 @@ msg_free(struct mt_msg *m)
 		free(m->mctx_rcpt[i]);
 	free(m->mctx_rcpt);
 	free(m->mctx_msgid);
+	free(m->mctx_subject);
 	mt_mthdr_free(&m->mctx_mt);
 	mt_path_free(&m->mctx_path);
 	mt_receipt_free(&m->mctx_receipt);
@@ -268,7 +271,14 @@ note_id_header(struct mt_conn *c, struct mt_msg *m, const char *value)
 		m->mctx_kept_index = m->mctx_mt.n_id;
 }
 
-/* Headers that are not X-Mailtrail-*: Received: and Message-ID. */
+/*
+ * The record keeps the first 64 bytes of the Subject: a longer value would
+ * turn the whole record hash from Redis's compact encoding into a
+ * hashtable (hash-max-listpack-value), several times its size.
+ */
+#define SUBJECT_MAX 64
+
+/* Headers that are not X-Mailtrail-*: Received:, Message-ID, Subject. */
 static void
 note_other_header(struct mt_msg *m, const char *name, const char *value)
 {
@@ -285,6 +295,12 @@ note_other_header(struct mt_msg *m, const char *name, const char *value)
 		}
 		if (*p)
 			m->mctx_msgid = strdup(p);
+	} else if (strcasecmp(name, "Subject") == 0 &&
+	    m->mctx_subject == NULL) {
+		char buf[SUBJECT_MAX + 1];
+
+		mt_mdn_header_text(buf, sizeof(buf), value, strlen(value));
+		m->mctx_subject = strdup(buf);
 	}
 }
 
@@ -427,6 +443,7 @@ fill_record(struct mt_record *r, const struct mt_conn *c,
 {
 	r->qid = (char *)qid;
 	r->msgid = m->mctx_msgid;
+	r->subject = m->mctx_subject;
 	r->sender = m->mctx_sender;
 	r->rcpt = m->mctx_rcpt;
 	r->nrcpt = m->mctx_nrcpt;

@@ -26,6 +26,7 @@ mt_record_free(struct mt_record *r)
 	free(r->rcpt);
 	free(r->qid);
 	free(r->msgid);
+	free(r->subject);
 	free(r->sender);
 	free(r->client_ip);
 	free(r->client_name);
@@ -96,6 +97,8 @@ mt_record_serialize(const struct mt_record *r)
 	bad |= json_object_set_new(o, "id_kept", json_boolean(r->id_kept));
 	bad |= set_text(o, "qid", r->qid);
 	bad |= set_text(o, "msgid", r->msgid);
+	bad |= set_text(o, "subject", r->subject);
+	bad |= json_object_set_new(o, "inbound", json_boolean(r->inbound));
 	bad |= set_text(o, "sender", r->sender);
 	for (i = 0; i < r->nrcpt; i++)
 		bad |= json_array_append_new(rc, json_text(r->rcpt[i]));
@@ -171,6 +174,7 @@ mt_record_check(const struct mt_record *r, char *err, size_t errlen)
 	    (r->nrcpt > 0 && r->rcpt == NULL))
 		snprintf(err, errlen, "no sender or bad recipient list");
 	else if (!cstr_ok(r->msgid, m) || !cstr_ok(r->sender, m) ||
+	    !cstr_ok(r->subject, m) ||
 	    !cstr_ok(r->client_ip, m) || !cstr_ok(r->client_name, m) ||
 	    !cstr_ok(r->helo, m) || !cstr_ok(r->auth, m) ||
 	    !cstr_ok(r->cc, m) || !cstr_ok(r->city, m) || !cstr_ok(r->by, m) ||
@@ -320,7 +324,15 @@ parse_texts(json_t *o, struct mt_record *r, char *err, size_t errlen)
 {
 	const size_t m = MT_RECORD_STR_MAX;
 
+	json_t *in = json_object_get(o, "inbound");
+
+	if (in != NULL && !json_is_boolean(in)) {
+		snprintf(err, errlen, "\"inbound\" is not true or false");
+		return -1;
+	}
+	r->inbound = json_is_true(in);
 	if (get_text(o, "msgid", 0, m, &r->msgid, err, errlen) ||
+	    get_text(o, "subject", 0, m, &r->subject, err, errlen) ||
 	    get_text(o, "sender", 1, m, &r->sender, err, errlen) ||
 	    get_text(o, "client_ip", 0, m, &r->client_ip, err, errlen) ||
 	    get_text(o, "client_name", 0, m, &r->client_name, err, errlen) ||

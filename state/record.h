@@ -16,6 +16,8 @@ struct mt_record {
 	int id_kept;		/* 1: ID came with the message from this site */
 	char *qid;		/* Postfix queue ID */
 	char *msgid;		/* Message-ID without <>, NULL when absent */
+	char *subject;		/* Subject: decoded, cut short; NULL: none */
+	int inbound;		/* 1: mail from outside (dir=in), 0: out */
 	char *sender;		/* normalised envelope sender ("<>" for null) */
 	char **rcpt;		/* normalised envelope recipients */
 	size_t nrcpt;

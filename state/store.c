@@ -22,7 +22,7 @@
 
 #define BREAKER_MS 1000		/* after a failure, spool without trying */
 #define REPLAY_EVERY_MS 500
-#define MAX_FIELDS 18		/* hash fields of mt:{ID} */
+#define MAX_FIELDS 20		/* hash fields of mt:{ID} */
 
 struct put_req;
 
@@ -156,6 +156,8 @@ add_fields(struct args *a, const struct mt_record *r)
 	add_field(a, &nf, "qid", r->qid);
 	add_field(a, &nf, "msgid", r->msgid);
 	add_field(a, &nf, "sender", r->sender);
+	add_field(a, &nf, "subject", r->subject);
+	add_field(a, &nf, "dir", r->inbound ? "in" : "out");
 	arg_add(a, "nrcpt");
 	arg_addf(a, "%zu", r->nrcpt);
 	nf++;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "../../mdn/mdn.h"
 
 static void
@@ -32,6 +34,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!ready) {
 		mt_mdn_init();
 		ready = 1;
+	}
+	{
+		/* The Subject: text for the record: clean, bounded, whole
+		 * characters. */
+		char subj[65];
+		size_t n = mt_mdn_header_text(subj, sizeof(subj),
+		    (const char *)data, size);
+
+		if (n >= sizeof(subj) || strlen(subj) != n ||
+		    !g_utf8_validate(subj, (gssize)n, NULL))
+			abort();
+		check_clean(subj, sizeof(subj));
 	}
 	rc = mt_mdn_parse((const char *)data, size, &m, err, sizeof(err));
 	if (rc < -1 || rc > 1)

@@ -3,6 +3,7 @@ The milter seen from outside: what a real Postfix 3.7 delivers, what lands in
 Redis and what the milter logs. One scenario per test, named for the behaviour.
 """
 
+import base64
 import json
 import os
 import re
@@ -102,6 +103,19 @@ class SubmissionHeaders(MilterCase):
         self.assertCleanHeaders(msg)
         self.assertEqual(self.rc.get("mt:qid:" + sent.qid), ids[0].strip())
 
+    def test_subject_is_decoded_and_cut_at_a_character(self):
+        # RFC 2047 words are decoded; the record keeps 64 bytes at most,
+        # never half a character (here a 2-byte "é" straddles byte 64).
+        tail = "x" * 21
+        word = "=?UTF-8?B?" + base64.b64encode(("é" * 40).encode()).decode() + "?="
+        sent = self.send("carol@client.test", ["dave@remote.test"],
+                         "Résumé " + tail + " " + word)
+        tid = h.wait_for(lambda: self.rc.get("mt:qid:" + sent.qid), 10, "qid key")
+        subj = self.wait_record(self.rc, tid)["subject"]
+        self.assertLessEqual(len(subj.encode()), 64)
+        self.assertTrue(subj.startswith("Résumé " + tail + " éé"), subj)
+        self.assertTrue(set(subj[len(tail) + 8:]) <= {"é"}, subj)
+
     def test_null_sender_is_shown_as_angle_brackets(self):
         subj = self.subject("null")
         self.send("", ["bob@remote.test"], subj)
@@ -118,6 +132,8 @@ class SubmissionHeaders(MilterCase):
         msgid = msg.header("Message-ID").strip().strip("<>")
         rec = self.wait_record(self.rc, tid)
         self.assertNotIn("id", rec)   # the key names it (layout 2)
+        self.assertEqual(rec["subject"], subj[:64])     # ASCII: 64 bytes kept
+        self.assertEqual(rec["dir"], "out")
         self.assertEqual(rec["qid"], sent.qid)
         self.assertEqual(rec["msgid"], msgid)
         self.assertEqual(rec["sender"], "carol@client.test")
