@@ -19,7 +19,7 @@ static const struct cli_command commands[] = {
 	{ "trace", "ID|QUEUEID|MESSAGE-ID",
 	    "timeline of events and the hop path with distances", cmd_trace },
 	{ "search", "[--from ADDR] [--to ADDR] [--since T] [--until T] "
-	    "[--limit N]",
+	    "[--subject TEXT] [--ip IP] [--status STATUS] [--limit N]",
 	    "messages by sender and/or recipient, newest first", cmd_search },
 	{ "route", "list | pause NAME [REASON] | resume NAME | check [NAME]",
 	    "outbound routes: health, pause and resume, DNS checks",

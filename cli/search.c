@@ -20,7 +20,50 @@ struct search {
 	char from[512], to[512];	/* normalised addresses, "" = unused */
 	char min[24], max[24];		/* ZRANGEBYSCORE bounds */
 	long limit;
+	/* filters on the records found, "" = unused */
+	char subject[256];		/* substring, any case (ASCII) */
+	char ip[64];			/* client_ip, exactly */
+	char status[16];		/* some recipient has it */
 };
+
+/* IDs read from an index when filters may drop most of them. */
+#define FILTER_SCAN_MAX 100000
+
+static int
+filtered(const struct search *s)
+{
+	return s->subject[0] || s->ip[0] || s->status[0];
+}
+
+static const char *const statuses[] = {
+	"queued", "scheduled", "sent", "delivered", "deferred", "bounced",
+	"read", "deleted", "cancelled", NULL
+};
+
+static int
+set_text_opt(const struct cli_command *cmd, char *dst, size_t len,
+    const char *opt, const char *v)
+{
+	if (v[0] == '\0' || strlen(v) >= len)
+		return cli_usage_error(cmd, "%s: give 1 to %zu characters", opt,
+		    len - 1);
+	snprintf(dst, len, "%s", v);
+	return 0;
+}
+
+static int
+set_status(const struct cli_command *cmd, char *dst, size_t len,
+    const char *v)
+{
+	for (size_t i = 0; statuses[i] != NULL; i++)
+		if (strcmp(v, statuses[i]) == 0) {
+			snprintf(dst, len, "%s", v);
+			return 0;
+		}
+	return cli_usage_error(cmd, "--status %s: not a status (queued, "
+	    "scheduled, sent, delivered, deferred, bounced, read, deleted, "
+	    "cancelled)", v);
+}
 
 /* n decimal digits at s; -1 when any is not a digit. */
 static int
@@ -180,6 +223,13 @@ parse_args(struct search *s, int argc, char **argv)
 			rc = set_bound(cmd, s->max, sizeof(s->max), "--until", v);
 		else if ((v = opt_value(argc, argv, &i, "--limit", &missing)))
 			rc = parse_limit(cmd, v, &s->limit);
+		else if ((v = opt_value(argc, argv, &i, "--subject", &missing)))
+			rc = set_text_opt(cmd, s->subject, sizeof(s->subject),
+			    "--subject", v);
+		else if ((v = opt_value(argc, argv, &i, "--ip", &missing)))
+			rc = set_text_opt(cmd, s->ip, sizeof(s->ip), "--ip", v);
+		else if ((v = opt_value(argc, argv, &i, "--status", &missing)))
+			rc = set_status(cmd, s->status, sizeof(s->status), v);
 		else
 			rc = cli_usage_error(cmd, "%s: %s", argv[i], missing ?
 			    "needs a value" : "unknown option or argument");
@@ -232,7 +282,9 @@ select_ids(struct cli *c, const struct search *s, redisReply **a,
 	const redisReply **sorted = NULL;
 	size_t i, n = 0;
 	int both = s->from[0] && s->to[0];
-	long count = both ? INTERSECT_MAX : s->limit;
+	long count = both ? INTERSECT_MAX : filtered(s) ? FILTER_SCAN_MAX :
+	    s->limit;
+	size_t keep = filtered(s) ? (size_t)count : (size_t)s->limit;
 
 	*b = NULL;
 	*ids = NULL;
@@ -250,7 +302,7 @@ select_ids(struct cli *c, const struct search *s, redisReply **a,
 		memcpy(sorted, (*b)->element, (*b)->elements * sizeof(*sorted));
 		qsort(sorted, (*b)->elements, sizeof(*sorted), cmp_reply_str);
 	}
-	for (i = 0; i < (*a)->elements && n < (size_t)s->limit; i++) {
+	for (i = 0; i < (*a)->elements && n < keep; i++) {
 		const redisReply *e = (*a)->element[i];
 
 		if (e->type != REDIS_REPLY_STRING || !cli_id_plausible(e->str,
@@ -350,61 +402,119 @@ row_ok(const redisReply *hm, const redisReply *rcpt)
 	return present > 0;	/* all nil: the record expired meanwhile */
 }
 
-/* Fetches and prints the rows; the number shown, or -1 on error. */
-static long
-show_rows(struct cli *c, const redisReply **ids, size_t n)
+/* A record field of an HGETALL reply, or NULL. */
+static const redisReply *
+rec_field(const redisReply *rec, const char *name)
 {
-	redisReply **r = cli_xmalloc(2 * n * sizeof(*r) + 1);
-	struct mt_db_batch batch;
+	size_t nlen = strlen(name);
+
+	if (!cli_reply_is_pairs(rec))
+		return NULL;
+	for (size_t i = 0; i + 1 < rec->elements; i += 2)
+		if (rec->element[i]->len == nlen &&
+		    memcmp(rec->element[i]->str, name, nlen) == 0)
+			return rec->element[i + 1];
+	return NULL;
+}
+
+/* Does the record pass --subject, --ip and --status? */
+static int
+row_matches(const struct search *s, const redisReply *rec,
+    const redisReply *rcpt)
+{
+	const redisReply *v;
+
+	if (s->subject[0]) {
+		char *subj;
+		int hit;
+
+		if ((v = rec_field(rec, "subject")) == NULL)
+			return 0;
+		subj = cli_xstrndup(v->str, v->len);
+		hit = strcasestr(subj, s->subject) != NULL;
+		free(subj);
+		if (!hit)
+			return 0;
+	}
+	if (s->ip[0] && ((v = rec_field(rec, "client_ip")) == NULL ||
+	    v->len != strlen(s->ip) || memcmp(v->str, s->ip, v->len) != 0))
+		return 0;
+	if (s->status[0]) {
+		size_t i;
+
+		for (i = 1; i < rcpt->elements; i += 2)
+			if (rcpt->element[i]->len == strlen(s->status) &&
+			    memcmp(rcpt->element[i]->str, s->status,
+			    rcpt->element[i]->len) == 0)
+				break;
+		if (i >= rcpt->elements)
+			return 0;
+	}
+	return 1;
+}
+
+#define ROWS_PER_BATCH 1000
+
+/* Fetches, filters and prints the rows; the number shown, or -1. */
+static long
+show_rows(struct cli *c, const struct search *s, const redisReply **ids,
+    size_t n)
+{
 	struct cli_table t;
 	json_t *arr = json_array();
-	long shown = -1;
-	size_t i;
+	long shown = 0;
+	size_t at;
 
-	mt_db_batch_init(&batch);
-	for (i = 0; i < n; i++) {
-		char *key = cli_key(c, MT_KEY_RECORD, ids[i]->str,
-		    ids[i]->len);
-
-		mt_db_add(&batch, key, "HMGET %s received sender nrcpt", key);
-		mt_db_add(&batch, key, "HGETALL %s", key);
-		free(key);
-	}
 	cli_table_init(&t, 5);
-	for (i = 0; i < 2 * n; i++)
-		r[i] = NULL;
-	if (n == 0 || cli_run(c, &batch) == 0) {
-		for (i = 0; i < n; i++) {
-			r[2 * i] = mt_db_reply(&batch, 2 * i);
-			r[2 * i + 1] = cli_rcpt_pairs(mt_db_reply(&batch,
-			    2 * i + 1));
+	cli_table_safe(&t, "RECEIVED");
+	cli_table_safe(&t, "ID");
+	cli_table_safe(&t, "SENDER");
+	cli_table_safe(&t, "NRCPT");
+	cli_table_safe(&t, "RECIPIENTS");
+	for (at = 0; at < n && shown < s->limit && shown >= 0;
+	    at += ROWS_PER_BATCH) {
+		size_t k = n - at < ROWS_PER_BATCH ? n - at : ROWS_PER_BATCH;
+		struct mt_db_batch batch;
+
+		mt_db_batch_init(&batch);
+		for (size_t i = 0; i < k; i++) {
+			char *key = cli_key(c, MT_KEY_RECORD, ids[at + i]->str,
+			    ids[at + i]->len);
+
+			mt_db_add(&batch, key, "HMGET %s received sender nrcpt",
+			    key);
+			mt_db_add(&batch, key, "HGETALL %s", key);
+			free(key);
 		}
-		shown = 0;
-		cli_table_safe(&t, "RECEIVED");
-		cli_table_safe(&t, "ID");
-		cli_table_safe(&t, "SENDER");
-		cli_table_safe(&t, "NRCPT");
-		cli_table_safe(&t, "RECIPIENTS");
-		for (i = 0; i < n; i++) {
-			if (!row_ok(r[2 * i], r[2 * i + 1]))
-				continue;
-			if (c->json)
-				json_array_append_new(arr, row_json(ids[i],
-				    r[2 * i], r[2 * i + 1]));
-			else
-				row_table(&t, ids[i], r[2 * i], r[2 * i + 1]);
-			shown++;
+		if (cli_run(c, &batch) != 0) {
+			shown = -1;
+		} else {
+			for (size_t i = 0; i < k && shown < s->limit; i++) {
+				const redisReply *hm = mt_db_reply(&batch, 2 * i);
+				const redisReply *rec = mt_db_reply(&batch,
+				    2 * i + 1);
+				redisReply *rcpt = cli_rcpt_pairs(rec);
+
+				if (row_ok(hm, rcpt) && row_matches(s, rec,
+				    rcpt)) {
+					if (c->json)
+						json_array_append_new(arr,
+						    row_json(ids[at + i], hm,
+						    rcpt));
+					else
+						row_table(&t, ids[at + i], hm,
+						    rcpt);
+					shown++;
+				}
+				freeReplyObject(rcpt);
+			}
 		}
-		if (c->json)
-			cli_json_print(json_incref(arr));
-		else if (shown > 0)
-			cli_table_print(&t, stdout, "");
+		mt_db_batch_free(&batch);
 	}
-	for (i = 0; i < n; i++)
-		if (r[2 * i + 1] != NULL)
-			freeReplyObject(r[2 * i + 1]);
-	free(r);
-	mt_db_batch_free(&batch);
+	if (shown >= 0 && c->json)
+		cli_json_print(json_incref(arr));
+	else if (shown > 0)
+		cli_table_print(&t, stdout, "");
 	json_decref(arr);
 	cli_table_free(&t);
 	return shown;
@@ -427,7 +537,7 @@ cmd_search(struct cli *c, int argc, char **argv)
 		return cli_fail(c);
 	n = select_ids(c, &s, &a, &b, &ids);
 	if (n != (size_t)-1)
-		shown = show_rows(c, ids, n);
+		shown = show_rows(c, &s, ids, n);
 	free(ids);
 	if (a != NULL)
 		freeReplyObject(a);

@@ -71,7 +71,8 @@ def seed(r):
     ]
     seed_message(r, ID1, {
         "id": ID1, "qid": "4VqXyZ1abc", "msgid": "20240501.abc@example.com",
-        "sender": "alice@example.com", "nrcpt": "2", "client_ip": "192.0.2.10",
+        "sender": "alice@example.com", "subject": "Invoice 2024-05 été",
+        "dir": "out", "nrcpt": "2", "client_ip": "192.0.2.10",
         "client_name": "laptop.example.com", "helo": "laptop", "auth": "alice",
         "lat": "48.8566", "lon": "2.3522", "cc": "FR", "city": "Paris",
         "hops": "2", "size": "2048", "received": str(T1),
@@ -90,7 +91,8 @@ def seed(r):
     ])
     seed_message(r, ID2, {
         "id": ID2, "qid": "4VqXyZ2def", "msgid": "20240502.def@example.com",
-        "sender": "alice@example.com", "nrcpt": "1", "client_ip": "192.0.2.10",
+        "sender": "alice@example.com", "subject": "Holiday photos",
+        "dir": "out", "nrcpt": "1", "client_ip": "192.0.2.10",
         "received": str(T2), "by": "mx1.example.com", "hops": "1",
     }, {"dave@example.org": "bounced"}, [
         {"t": T2, "ev": "RECEIVE", "qid": "4VqXyZ2def"},
@@ -342,6 +344,23 @@ class CliTest(unittest.TestCase):
 
     def test_search_limit(self):
         self.assertEqual(self.search_ids("--from", "alice@example.com", "--limit", "1"), (0, [ID2]))
+
+    def test_search_filters_by_subject_ip_and_status(self):
+        rc, ids = self.search_ids("--from", "alice@example.com", "--subject", "INVOICE")
+        self.assertEqual((rc, ids), (0, [ID1]))
+        rc, ids = self.search_ids("--from", "alice@example.com", "--subject", "été")
+        self.assertEqual((rc, ids), (0, [ID1]))
+        rc, ids = self.search_ids("--from", "alice@example.com", "--status", "bounced")
+        self.assertEqual((rc, ids), (0, [ID2]))
+        rc, ids = self.search_ids("--from", "alice@example.com", "--ip", "192.0.2.10",
+                                  "--status", "deferred")
+        self.assertEqual((rc, ids), (0, [ID1]))
+        rc, ids = self.search_ids("--from", "alice@example.com", "--subject", "nowhere")
+        self.assertEqual(rc, 1)
+        rc, out, err = self.run_cli("search", "--from", "alice@example.com",
+                                    "--status", "opened")
+        self.assertEqual(rc, 2)
+        self.assertIn("not a status", err)
 
     def test_search_table_summarises_recipient_statuses(self):
         rc, out, err = self.run_cli("search", "--from", "alice@example.com")
