@@ -263,7 +263,6 @@ struct mt_redis_pool {
 	pthread_mutex_t mu;
 	redisContext *idle[POOL_MAX];
 	int nidle;
-	char name[600];		/* for messages: which Redis */
 };
 
 struct mt_redis_pool *
@@ -280,13 +279,6 @@ mt_redis_pool_new(const struct mt_config *cfg)
 	    strdup(cfg->redis_sentinel) : NULL;
 	p->rcfg.redis_sentinel_master = strdup(cfg->redis_sentinel_master ?
 	    cfg->redis_sentinel_master : "mymaster");
-	if (p->rcfg.redis_sentinel != NULL) {
-		snprintf(p->name, sizeof(p->name), "Redis master \"%s\" of "
-		    "Sentinels %s", p->rcfg.redis_sentinel_master,
-		    p->rcfg.redis_sentinel);
-	} else
-		snprintf(p->name, sizeof(p->name), "Redis %s",
-		    p->rcfg.redis_server ? p->rcfg.redis_server : "");
 	p->rcfg.redis_user = cfg->redis_user ? strdup(cfg->redis_user) : NULL;
 	p->rcfg.redis_password = cfg->redis_password ?
 	    strdup(cfg->redis_password) : NULL;
