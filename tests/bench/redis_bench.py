@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -78,12 +79,15 @@ def drive(conf, n, rcpts=1, threads=4, events=0, seed=None, events_only=False):
         argv += ["-s", str(seed)]
     if events_only:
         argv.append("-x")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode == 2 or not r.stdout.strip():
         raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), r.returncode,
                                                   r.stderr[-2000:]))
     res = json.loads(r.stdout)
     res["stderr"] = r.stderr
+    res["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return res
 
 
@@ -191,9 +195,10 @@ def breakdown(rc, seed, n, sample=50):
 
 
 def memory_rows():
-    print("Redis memory and CPU per message (store_bench, %d measured messages per row; "
-          "senders from a pool of %d, distinct recipients, %s stream deleted before "
-          "each reading)" % (MSGS, SENDER_POOL, STREAM))
+    print("Redis memory and CPU per message (store_bench, 4 writer threads, %d "
+          "measured messages per row; senders from a pool of %d, distinct "
+          "recipients, the %s stream deleted before each reading)"
+          % (MSGS, SENDER_POOL, STREAM))
     print("  %-14s %7s %9s %9s %8s %9s %9s %8s %9s" % (
         "", "keys", "bytes", "+tables", "bytes", "CPU us", "bytes", "CPU us", "events"))
     print("  %-14s %7s %9s %9s %8s %9s %9s %8s %9s" % (
@@ -256,8 +261,9 @@ def records_in(cluster):
 
 
 def throughput():
-    print("Store write throughput (store_bench, %d one-recipient records per run; "
-          "target %d records/s into the cluster)" % (RECORDS, TARGET_RPS))
+    print("Store write throughput (store_bench, %d one-recipient records per run, "
+          "%d CPUs; target %d records/s into the cluster)" % (
+              RECORDS, os.cpu_count(), TARGET_RPS))
     single = h.Redis().start()
     single_conf = write_conf("RedisServer %s" % single.address)
     cluster = cs.Cluster().start()
@@ -267,21 +273,34 @@ def throughput():
               cluster.timings["total"], cluster.timings["create"],
               cluster.timings["healthy"]))
     masters = cluster.masters()
-    print("  %-8s %14s %14s %9s %9s %10s" % ("threads", "one server/s", "cluster/s",
-                                             "ratio", "target", "trouble"))
+    nodes = [n.client() for n in cluster.nodes]
+    print("  %-8s %13s %12s %7s %7s   %-27s %s" % (
+        "", "one server", "cluster", "", "of", "CPU us/record: Redis, driver",
+        ""))
+    print("  %-8s %13s %12s %7s %7s   %-13s %-13s %s" % (
+        "threads", "records/s", "records/s", "ratio", "target", "one server",
+        "cluster", "trouble"))
     written = 0
     for threads in THREADS:
+        c0 = cpu_seconds(single.client())
         a = drive(single_conf, RECORDS, threads=threads)
+        c1 = cpu_seconds(single.client())
+        d0 = sum(cpu_seconds(n) for n in nodes)
         b = drive(cluster_conf, RECORDS, threads=threads)
+        d1 = sum(cpu_seconds(n) for n in nodes)
         written += RECORDS
         trouble = a["failed"] + a["spooled"] + b["failed"] + b["spooled"]
-        print("  %-8d %14.0f %14.0f %9.2f %9.2f %10s" % (
+        per = 1e6 / RECORDS
+        print("  %-8d %13.0f %12.0f %7.2f %7.2f   %4.0f, %-7.0f %4.0f, %-7.0f %s" % (
             threads, a["records_per_s"], b["records_per_s"],
             b["records_per_s"] / max(1, a["records_per_s"]),
-            b["records_per_s"] / TARGET_RPS, trouble or "-"))
+            b["records_per_s"] / TARGET_RPS, (c1 - c0) * per, a["cpu_s"] * per,
+            (d1 - d0) * per, b["cpu_s"] * per,
+            "%d failed or spooled" % trouble if trouble else "-"))
     found, dups = records_in(cluster)
-    print("  records in the cluster: %d of %d written, %d on two masters; "
-          "per master %s" % (found, written, dups, cluster.dbsizes()))
+    print("  cluster: every write also waits for a replica (WAIT); the one server "
+          "has none. Records found on the masters: %d of %d written, %d on two "
+          "masters; keys per master %s" % (found, written, dups, cluster.dbsizes()))
     if cluster.masters() != masters:
         print("  (the masters changed during the runs: %s -> %s; a node missed its "
               "cluster-node-timeout)" % (masters, cluster.masters()))

@@ -100,8 +100,15 @@ fill(struct mt_record *r, long i)
 	snprintf(buf, sizeof(buf), "%ld.%x.bench@ws17.client.bench.example", i,
 	    (unsigned)(o.seed & 0xffff));
 	r->msgid = strdup(buf);
+	snprintf(buf, sizeof(buf), "Re: figures for the Paris office, week %ld",
+	    i % 53);
+	r->subject = strdup(buf);
+	r->inbound = 0;
 	snprintf(buf, sizeof(buf), "user%ld@client.bench.example", i % SENDERS);
 	r->sender = strdup(buf);
+	/* a typical subject: about 40 bytes */
+	snprintf(buf, sizeof(buf), "Quarterly figures, draft %ld for review", i);
+	r->subject = strdup(buf);
 	r->nrcpt = (size_t)o.rcpts;
 	r->rcpt = calloc(r->nrcpt, sizeof(*r->rcpt));
 	for (long k = 0; k < o.rcpts; k++) {
