@@ -462,6 +462,12 @@ parse_bool(struct loader *ld, const char *key, const char *v, int *out)
 }
 
 static int
+key_track_inbound(struct loader *ld, const char *v)
+{
+	return parse_bool(ld, "TrackInbound", v, &ld->cfg->track_inbound);
+}
+
+static int
 key_read_receipt(struct loader *ld, const char *v)
 {
 	return parse_bool(ld, "RequestReadReceipt", v,
@@ -617,6 +623,7 @@ static const struct key {
 	{ "LogFormat", key_log_format, 0 },
 	{ "StoreFailure", key_store_failure, 0 },
 	{ "RequestReadReceipt", key_read_receipt, 0 },
+	{ "TrackInbound", key_track_inbound, 0 },
 	{ "Route", key_route, 1 },
 	{ "RouteSocket", key_route_socket, 0 },
 	{ "RouteFailClosed", key_route_fail_closed, 0 },
@@ -638,6 +645,7 @@ config_defaults(const char *path)
 	c->events_maxlen = 100000;
 	c->log_format = MT_LOG_KV;
 	c->on_store_failure = MT_FAIL_TEMPFAIL;
+	c->track_inbound = 1;
 	c->path = strdup(path);
 	c->socket = strdup("unix:/run/mailtrail/milter.sock");
 	c->redis_server = strdup("127.0.0.1:6379");

@@ -62,6 +62,7 @@ struct mt_config {
 	enum mt_fail_action on_store_failure; /* StoreFailure: tempfail|accept */
 
 	int request_read_receipt;	/* RequestReadReceipt yes|no */
+	int track_inbound;		/* TrackInbound yes|no */
 
 	/* Outbound routes: Route lines kept raw (with their line numbers)
 	 * for the route module, which owns their syntax. */

@@ -566,9 +566,12 @@ cb_eom(SMFICTX *ctx)
 	/* A site user: a SASL login, or a host of ours that is no relay. */
 	site_user = !m->mctx_kept_index && (m->mctx_auth != NULL ||
 	    (c->cctx_internal && !c->cctx_site));
+	/* Mail from outside too (TrackInbound), with a fresh ID of ours. */
 	tracked = m->mctx_kept_index || c->cctx_internal ||
-	    m->mctx_auth != NULL;
+	    m->mctx_auth != NULL || c->cctx_cfg->track_inbound;
 	fill_record(&r, c, m, qidbuf, now);
+	r.inbound = !m->mctx_kept_index && !c->cctx_internal &&
+	    m->mctx_auth == NULL;
 	hops = calloc(MT_PATH_HOPS_MAX, sizeof(*hops));
 	if (hops) {
 		nhops = build_path(c, m, now, hops, &first_new);

@@ -167,8 +167,40 @@ class SubmissionHeaders(MilterCase):
             self.assertLessEqual(ttl, 30 * DAY, "TTL of %s is %s" % (key, ttl))
 
 
+class InboundOff(unittest.TestCase):
+    """TrackInbound no: mail from outside passes untraced, its forged
+    X-Mailtrail-* headers still removed; submissions are traced."""
+
+    def test_outside_mail_gets_no_id_and_no_record(self):
+        redis = h.Redis().start()
+        sink = h.Sink().start()
+        milter = h.Milter(redis.address, binary=MILTER, name="milter-noin",
+                          extra={"TrackInbound": "no"}).start()
+        pf = h.Postfix(sink.port, milters=[milter.postfix_spec]).start()
+        try:
+            rc = redis.client()
+            sent = h.swaks(pf.port, "eve@outside.example", "bob@remote.test",
+                           header_lines=["X-Mailtrail-ID: " + "0" * 26 + "." + "0" * 16],
+                           xclient="ADDR=203.0.113.5 NAME=mx.example.net",
+                           subject="outside %d" % time.monotonic_ns())
+            msg = sink.find(lambda m: sent.qid in (m.header("Received") or ""))
+            self.assertEqual(msg.header_values("X-Mailtrail-ID"), [])
+            self.assertIsNone(rc.get("mt:qid:" + sent.qid))
+            data = h.make_message("alice@client.test", "bob@remote.test", "inside")
+            s2 = h.smtp_send(pf.port, "alice@client.test", ["bob@remote.test"], data)
+            tid = h.wait_for(lambda: rc.get("mt:qid:" + s2.qid), 10, "qid key")
+            self.assertEqual(rc.hget("mt:{%s}" % tid, "dir"), "out")
+        finally:
+            pf.stop()
+            h.assert_clean_stop(milter)
+            sink.stop()
+            redis.stop()
+
+
 class ForgedHeaders(MilterCase):
     def test_headers_from_external_client_are_removed(self):
+        # TrackInbound yes (the default): the forged headers go first, then
+        # the message gets an ID of ours and a record with dir=in.
         forged = "0" * 26 + "." + "0" * 16
         sent = h.swaks(self.postfix.port, "eve@outside.example", "bob@remote.test",
                        header_lines=["X-Mailtrail-ID: " + forged,
@@ -177,14 +209,22 @@ class ForgedHeaders(MilterCase):
                        xclient="ADDR=203.0.113.5 NAME=mx.example.net",
                        subject=self.subject("ext"))
         msg = self.sink.find(lambda m: sent.qid and sent.qid in (m.header("Received") or ""))
-        self.assertEqual(msg.header_values("X-Mailtrail-ID"), [])
-        self.assertEqual(msg.header_values("X-Mailtrail-Sender"), [])
+        ids = [v.strip() for v in msg.header_values("X-Mailtrail-ID")]
+        self.assertEqual(len(ids), 1, ids)
+        self.assertNotEqual(ids[0], forged)
+        self.assertValidId(ids[0])
+        self.assertEqual([v.strip() for v in msg.header_values("X-Mailtrail-Sender")],
+                         ["<eve@outside.example>"])
         for hop in msg.header_values("X-Mailtrail-Hop"):
             # only this MTA's own hop may remain, never the client's copy
             self.assertNotIn("by=evil", hop)
             self.assertIn("by=mta1.test", hop)
             self.assertIn("ip=203.0.113.5", hop)
-        self.assertIsNone(self.rc.get("mt:qid:" + sent.qid))
+        self.assertEqual(self.rc.get("mt:qid:" + sent.qid), ids[0])
+        rec = self.wait_record(self.rc, ids[0])
+        self.assertEqual((rec["dir"], rec["sender"], rec["client_ip"]),
+                         ("in", "eve@outside.example", "203.0.113.5"))
+        self.assertFalse(self.rc.exists("mt:{%s}" % forged))
 
     def test_valid_id_from_external_client_is_removed(self):
         subj = self.subject("real")
@@ -195,7 +235,9 @@ class ForgedHeaders(MilterCase):
                        xclient="ADDR=203.0.113.5 NAME=mx.example.net",
                        subject=self.subject("replay"))
         msg = self.sink.find(lambda m: sent.qid in (m.header("Received") or ""))
-        self.assertEqual(msg.header_values("X-Mailtrail-ID"), [])
+        ids = [v.strip() for v in msg.header_values("X-Mailtrail-ID")]
+        self.assertEqual(len(ids), 1, ids)
+        self.assertNotEqual(ids[0], real)
         self.assertEqual(len(h.events(self.rc, real)), 1,
                          "an external replay of a valid ID added to its record")
 

@@ -67,7 +67,28 @@ defaults_follow_the_product_contract(void **state)
 	assert_true(mt_cidr_list_match_text(&c->internal, "127.0.0.1"));
 	assert_true(mt_cidr_list_match_text(&c->internal, "::1"));
 	assert_false(mt_cidr_list_match_text(&c->internal, "192.0.2.1"));
+	assert_int_equal(c->track_inbound, 1);
+	assert_null(c->redis_cluster);
 	mt_config_unref(c);
+}
+
+static void
+redis_modes_and_track_inbound(void **state)
+{
+	char err[512];
+	struct mt_config *c = load_text("RedisCluster 127.0.0.1:7000, "
+	    "[::1]:7001\nTrackInbound no\n", err,
+	    sizeof(err));
+
+	assert_non_null(c);
+	assert_string_equal(c->redis_cluster, "127.0.0.1:7000, [::1]:7001");
+	assert_int_equal(c->track_inbound, 0);
+	mt_config_unref(c);
+	assert_null(load_text("RedisCluster 127.0.0.1:7000\n"
+	    "RedisSentinel 127.0.0.1:26379\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "RedisCluster and RedisSentinel"));
+	assert_null(load_text("TrackInbound maybe\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "TrackInbound"));
 }
 
 static void
@@ -163,6 +184,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_follow_the_product_contract),
 		cmocka_unit_test(keys_and_comments_are_read),
+		cmocka_unit_test(redis_modes_and_track_inbound),
 		cmocka_unit_test(errors_name_file_and_line),
 		cmocka_unit_test(readable_secret_key_is_refused),
 		cmocka_unit_test(missing_secret_key_is_an_error_only_for_the_daemon),
