@@ -17,12 +17,15 @@
 #define MT_DLV_RELAY_MAX 300
 #define MT_DLV_DSN_MAX 16
 #define MT_DLV_TEXT_MAX 1000
+#define MT_DLV_SESSION_MAX 64
 
 enum mt_dlv_status {
 	MT_DLV_SENT = 1,
 	MT_DLV_DEFERRED,
 	MT_DLV_BOUNCED,
-	MT_DLV_EXPIRED		/* to= line with status=expired, or from= line */
+	MT_DLV_EXPIRED,		/* to= line with status=expired, or from= line */
+	MT_DLV_DELIVERED	/* status=sent by lmtp, local or virtual: stored
+				 * in a mailbox */
 };
 
 /* One delivery result. Strings are NUL-terminated and already cleaned:
@@ -39,6 +42,9 @@ struct mt_dlv {
 	char dsn[MT_DLV_DSN_MAX];
 	enum mt_dlv_status status;
 	char text[MT_DLV_TEXT_MAX];	/* the "(...)" after the status */
+	char session[MT_DLV_SESSION_MAX]; /* LMTP server's session ID from
+					 * "250 2.0.0 <rcpt> SESSION Saved"
+					 * (Dovecot), or "" */
 };
 
 /* What mt_dlv_parse found in a line. */
@@ -62,9 +68,10 @@ enum mt_dlv_kind {
 enum mt_dlv_kind mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
     char *const *names, size_t n_names, struct mt_dlv *d);
 
-/* "SEND", "DEFER", "BOUNCE". */
+/* "SEND", "DELIVER", "DEFER", "BOUNCE". */
 const char *mt_dlv_event_name(enum mt_dlv_status s);
-/* The recipient status it moves to: "sent", "deferred", "bounced". */
+/* The recipient status it moves to: "sent", "delivered", "deferred",
+ * "bounced". */
 const char *mt_dlv_status_name(enum mt_dlv_status s);
 
 /*

@@ -32,7 +32,9 @@ mt_dlv_event_json(const struct mt_dlv *d, int64_t t_ms)
 	set_str(o, "dsn", d->dsn);
 	set_str(o, "status", d->status == MT_DLV_EXPIRED ? "expired"
 	    : mt_dlv_status_name(d->status));
-	set_str(o, d->status == MT_DLV_SENT ? "reply" : "reason", d->text);
+	set_str(o, d->status == MT_DLV_SENT || d->status == MT_DLV_DELIVERED ?
+	    "reply" : "reason", d->text);
+	set_str(o, "session", d->session);
 	set_str(o, "service", d->service);
 	set_str(o, "qid", d->qid);
 	set_str(o, "delay", d->delay);

@@ -204,6 +204,20 @@ mt_follow_next(struct mt_follow *f, const char **line, size_t *len, int *cut)
 			if (*len > 0 && f->buf[*len - 1] == '\r')
 				(*len)--;
 			f->pending = n;
+			/*
+			 * NUL bytes before a line: the hole a writer without
+			 * O_APPEND leaves after copytruncate. Not log text.
+			 */
+			while (*len > 0 && **line == '\0') {
+				(*line)++;
+				(*len)--;
+			}
+			if (*len == 0) {	/* a blank line, or only a hole */
+				memmove(f->buf, f->buf + n, f->len - n);
+				f->len -= n;
+				f->pending = 0;
+				continue;
+			}
 			return 1;
 		}
 		rc = fill(f);

@@ -233,6 +233,46 @@ trusted_tag(const char *tag, size_t n, char *const *names, size_t n_names)
 	return 0;
 }
 
+/* lmtp, local and virtual store mail in a mailbox: their "sent" is a
+ * delivery. */
+static int
+mailbox_daemon(const char *service)
+{
+	const char *d = strrchr(service, '/');
+
+	d = d ? d + 1 : service;
+	return strcmp(d, "lmtp") == 0 || strcmp(d, "local") == 0 ||
+	    strcmp(d, "virtual") == 0;
+}
+
+/*
+ * Dovecot's LMTP answers "250 2.0.0 <rcpt> SESSION Saved"; SESSION is the
+ * ID its own log lines carry for the delivery. Kept only when it has that
+ * shape (base64 characters, and ":R2" for a later recipient).
+ */
+static void
+lmtp_session(struct mt_dlv *d)
+{
+	const char *p = d->text, *e, *sp;
+	size_t n;
+
+	if (strncmp(p, "250 ", 4) != 0 || (p = strstr(p, "> ")) == NULL)
+		return;
+	p += 2;
+	if ((sp = strchr(p, ' ')) == NULL || strcmp(sp, " Saved") != 0)
+		return;
+	e = sp;
+	n = (size_t)(e - p);
+	if (n == 0 || n >= sizeof(d->session))
+		return;
+	for (const char *q = p; q < e; q++)
+		if (!isalnum((unsigned char)*q) && *q != '+' && *q != '/' &&
+		    *q != ':' && *q != '=')
+			return;
+	memcpy(d->session, p, n);
+	d->session[n] = '\0';
+}
+
 /*
  * Past "<...>". Postfix logs addresses in quoted (external) form, so a
  * '>' or ", " of the address sits inside "..." (with \ escapes) or a
@@ -442,8 +482,14 @@ mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
 	if (!at(&c, "to=") && !at(&c, "from="))
 		return MT_DLV_OTHER;	/* "removed", "message-id=<..>" */
 	k = result_fields(&c, d);
-	if (trusted_tag(tag, tag_len, names, n_names))
+	if (trusted_tag(tag, tag_len, names, n_names)) {
+		if (k == MT_DLV_RESULT && d->status == MT_DLV_SENT &&
+		    mailbox_daemon(d->service)) {
+			d->status = MT_DLV_DELIVERED;
+			lmtp_session(d);
+		}
 		return k;
+	}
 	memset(d, 0, sizeof(*d));
 	d->t_ms = -1;
 	return k == MT_DLV_RESULT ? MT_DLV_FOREIGN : MT_DLV_OTHER;
@@ -452,13 +498,13 @@ mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
 const char *
 mt_dlv_event_name(enum mt_dlv_status s)
 {
-	return s == MT_DLV_SENT ? "SEND" : s == MT_DLV_DEFERRED ? "DEFER"
-	    : "BOUNCE";
+	return s == MT_DLV_SENT ? "SEND" : s == MT_DLV_DELIVERED ? "DELIVER" :
+	    s == MT_DLV_DEFERRED ? "DEFER" : "BOUNCE";
 }
 
 const char *
 mt_dlv_status_name(enum mt_dlv_status s)
 {
-	return s == MT_DLV_SENT ? "sent" : s == MT_DLV_DEFERRED ? "deferred"
-	    : "bounced";
+	return s == MT_DLV_SENT ? "sent" : s == MT_DLV_DELIVERED ? "delivered" :
+	    s == MT_DLV_DEFERRED ? "deferred" : "bounced";
 }

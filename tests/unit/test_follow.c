@@ -135,6 +135,33 @@ truncation_starts_again_at_zero_even_when_rewritten_past_us(void **state)
 	mt_follow_close(&f);
 }
 
+/* A writer without O_APPEND after copytruncate leaves a hole of NULs. */
+static void
+holes_and_blank_lines_are_not_lines(void **state)
+{
+	struct mt_follow f;
+	FILE *fp;
+
+	unlink(logp);
+	append(logp, "first\n\n");
+	fp = fopen(logp, "a");
+	assert_non_null(fp);
+	for (int i = 0; i < 300; i++)
+		fputc('\0', fp);
+	fputs("after the hole\n", fp);
+	for (int i = 0; i < 10; i++)
+		fputc('\0', fp);
+	fputc('\n', fp);
+	fclose(fp);
+	append(logp, "last\n");
+	assert_int_equal(mt_follow_open(&f, logp, NULL), 0);
+	assert_string_equal(next_line(&f), "first");
+	assert_string_equal(next_line(&f), "after the hole");
+	assert_string_equal(next_line(&f), "last");
+	assert_null(next_line(&f));
+	mt_follow_close(&f);
+}
+
 int
 main(void)
 {
@@ -142,6 +169,7 @@ main(void)
 		cmocka_unit_test(resumes_after_the_saved_line_and_holds_back_partial_lines),
 		cmocka_unit_test(rename_rotation_finishes_the_old_file_first),
 		cmocka_unit_test(truncation_starts_again_at_zero_even_when_rewritten_past_us),
+		cmocka_unit_test(holes_and_blank_lines_are_not_lines),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

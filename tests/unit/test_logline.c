@@ -44,6 +44,49 @@ smtp_sent_line_gives_relay_dsn_reply_and_service(void **state)
 }
 
 static void
+lmtp_delivery_is_delivered_with_dovecots_session(void **state)
+{
+	struct mt_dlv d;
+	char *json;
+
+	assert_int_equal(parse("Dec  2 14:00:00 host postfix/lmtp[18543]: "
+	    "09EB5116519: to=<alice@dove.test>, relay=127.0.0.1[127.0.0.1]:"
+	    "47635, delay=0.12, delays=0.01/0.02/0.05/0.03, dsn=2.0.0, "
+	    "status=sent (250 2.0.0 <alice@dove.test> JkU4B6EpEGtxSAAAg+zDdQ "
+	    "Saved)", &d), 1);
+	assert_int_equal(d.status, MT_DLV_DELIVERED);
+	assert_string_equal(d.session, "JkU4B6EpEGtxSAAAg+zDdQ");
+	assert_string_equal(mt_dlv_event_name(d.status), "DELIVER");
+	assert_string_equal(mt_dlv_status_name(d.status), "delivered");
+	json = mt_dlv_event_json(&d, 1);
+	assert_non_null(strstr(json, "\"session\":\"JkU4B6EpEGtxSAAAg+zDdQ\""));
+	assert_non_null(strstr(json, "\"reply\":\"250 2.0.0"));
+	free(json);
+	/* a later recipient of the same session */
+	assert_int_equal(parse("Dec  2 14:00:00 host postfix/lmtp[18543]: "
+	    "09EB5116519: to=<bob@dove.test>, relay=x[/run/dovecot/lmtp], "
+	    "dsn=2.0.0, status=sent (250 2.0.0 <bob@dove.test> "
+	    "yHUvHogqEGueewAAg+zDdQ:R2 Saved)", &d), 1);
+	assert_string_equal(d.session, "yHUvHogqEGueewAAg+zDdQ:R2");
+	/* local and virtual store too; smtp does not */
+	assert_int_equal(parse("Dec  2 14:00:00 host postfix/local[1]: "
+	    "09EB5116519: to=<carol@host.test>, relay=local, dsn=2.0.0, "
+	    "status=sent (delivered to mailbox)", &d), 1);
+	assert_int_equal(d.status, MT_DLV_DELIVERED);
+	assert_string_equal(d.session, "");
+	/* a session that is not shaped like one is not kept */
+	assert_int_equal(parse("Dec  2 14:00:00 host postfix/lmtp[1]: "
+	    "09EB5116519: to=<a@dove.test>, relay=x, dsn=2.0.0, status=sent "
+	    "(250 2.0.0 <a@dove.test> a\"b<c Saved)", &d), 1);
+	assert_string_equal(d.session, "");
+	/* deferred over lmtp stays deferred */
+	assert_int_equal(parse("Dec  2 14:00:00 host postfix/lmtp[1]: "
+	    "09EB5116519: to=<a@dove.test>, relay=none, dsn=4.4.1, "
+	    "status=deferred (connect refused)", &d), 1);
+	assert_int_equal(d.status, MT_DLV_DEFERRED);
+}
+
+static void
 own_syslog_name_tells_the_outbound_transport(void **state)
 {
 	struct mt_dlv d;
@@ -368,6 +411,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(smtp_sent_line_gives_relay_dsn_reply_and_service),
 		cmocka_unit_test(own_syslog_name_tells_the_outbound_transport),
+		cmocka_unit_test(lmtp_delivery_is_delivered_with_dovecots_session),
 		cmocka_unit_test(iso_timestamp_with_offset_is_read_as_utc),
 		cmocka_unit_test(deferred_line_keeps_the_reason),
 		cmocka_unit_test(bounced_line_with_orig_to),
