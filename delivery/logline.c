@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "delivery.h"
+#include "../common/logtime.h"
 #include "../common/text.h"
 
 struct cur {
@@ -24,130 +25,11 @@ at(const struct cur *c, const char *lit)
 }
 
 static int
-digits(struct cur *c, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (c->p >= c->end || !isdigit((unsigned char)*c->p))
-			return -1;
-		v = v * 10 + (*c->p++ - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-static int
 expect(struct cur *c, char ch)
 {
 	if (c->p >= c->end || *c->p != ch)
 		return -1;
 	c->p++;
-	return 0;
-}
-
-static void
-skip_fraction(struct cur *c, int *ms)
-{
-	int scale = 100;
-
-	*ms = 0;
-	if (c->p >= c->end || *c->p != '.')
-		return;
-	c->p++;
-	while (c->p < c->end && isdigit((unsigned char)*c->p)) {
-		*ms += (*c->p - '0') * scale;
-		scale /= 10;
-		c->p++;
-	}
-}
-
-static int
-month_of(const char *s)
-{
-	static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-
-	for (int i = 0; i < 12; i++)
-		if (memcmp(names + 3 * i, s, 3) == 0)
-			return i;
-	return -1;
-}
-
-/* "2026-11-21T23:15:00[.123456](Z|+HH:MM|-HH:MM)" */
-static int
-iso_time(struct cur *c, int64_t *t_ms)
-{
-	struct tm tm = { 0 };
-	int y, mo, d, h, mi, s, ms, oh = 0, om = 0, sign = 0;
-
-	if (digits(c, 4, &y) || expect(c, '-') || digits(c, 2, &mo) ||
-	    expect(c, '-') || digits(c, 2, &d) || expect(c, 'T') ||
-	    digits(c, 2, &h) || expect(c, ':') || digits(c, 2, &mi) ||
-	    expect(c, ':') || digits(c, 2, &s))
-		return -1;
-	skip_fraction(c, &ms);
-	if (c->p < c->end && *c->p == 'Z') {
-		c->p++;
-	} else if (c->p < c->end && (*c->p == '+' || *c->p == '-')) {
-		sign = *c->p++ == '-' ? -1 : 1;
-		if (digits(c, 2, &oh) || (c->p < c->end && *c->p == ':' &&
-		    (c->p++, 0)) || digits(c, 2, &om))
-			return -1;
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = s;
-	*t_ms = ((int64_t)timegm(&tm) - sign * (oh * 3600 + om * 60)) * 1000 + ms;
-	return 0;
-}
-
-/* "Nov 21 23:15:00[.123456]" in local time; the year is the one that puts
- * it closest before now (a log read on Jan 1 may hold Dec 31). */
-static int
-syslog_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
-{
-	struct tm tm = { 0 }, nowtm;
-	time_t now = (time_t)(now_ms / 1000), t;
-	int mon, d, h, mi, s, ms;
-
-	if (c->end - c->p < 15 || (mon = month_of(c->p)) < 0)
-		return -1;
-	c->p += 3;
-	if (expect(c, ' '))
-		return -1;
-	if (c->p < c->end && *c->p == ' ')
-		c->p++;		/* "Nov  1" */
-	if (c->p + 1 < c->end && isdigit((unsigned char)c->p[1])) {
-		if (digits(c, 2, &d))
-			return -1;
-	} else if (digits(c, 1, &d))
-		return -1;
-	if (expect(c, ' ') || digits(c, 2, &h) || expect(c, ':') ||
-	    digits(c, 2, &mi) || expect(c, ':') || digits(c, 2, &s))
-		return -1;
-	skip_fraction(c, &ms);
-	if (d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-		return -1;
-	localtime_r(&now, &nowtm);
-	tm.tm_year = nowtm.tm_year;
-	tm.tm_mon = mon;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = s;
-	tm.tm_isdst = -1;
-	t = mktime(&tm);
-	if (t > now + 86400) {
-		tm.tm_year--;
-		tm.tm_isdst = -1;
-		t = mktime(&tm);
-	}
-	*t_ms = (int64_t)t * 1000 + ms;
 	return 0;
 }
 
@@ -158,12 +40,7 @@ line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d,
 {
 	const char *q;
 
-	if (c->p < c->end && isdigit((unsigned char)*c->p)) {
-		if (iso_time(c, &d->t_ms))
-			return -1;
-	} else if (syslog_time(c, now_ms, &d->t_ms))
-		return -1;
-	if (expect(c, ' '))
+	if (mt_log_time(&c->p, c->end, now_ms, &d->t_ms) || expect(c, ' '))
 		return -1;
 	while (c->p < c->end && *c->p != ' ')	/* host */
 		c->p++;
