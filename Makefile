@@ -169,6 +169,8 @@ install: all
 	install -m 644 packaging/man/mailtrail.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 packaging/man/mailtrail-milter.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 644 packaging/man/mailtrail-routed.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/mailtrail/dovecot
+	install -m 644 mailbox/mailtrail.lua $(DESTDIR)$(PREFIX)/share/mailtrail/dovecot/
 	install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf.sample
 	test -e $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf || \
 	    install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf

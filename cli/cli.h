@@ -153,5 +153,7 @@ int cmd_route(struct cli *c, int argc, char **argv);		/* route.c */
 int cmd_postfix_config(struct cli *c, int argc, char **argv);
 int cmd_mark_read(struct cli *c, int argc, char **argv);	/* markread.c */
 int cmd_logwatch(struct cli *c, int argc, char **argv);	/* logwatch.c */
+int cmd_dovecot_watch(struct cli *c, int argc, char **argv);	/* dovecot.c */
+int cmd_dovecot_config(struct cli *c, int argc, char **argv);
 
 #endif

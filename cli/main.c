@@ -33,6 +33,12 @@ static const struct cli_command commands[] = {
 	{ "logwatch", "[--state FILE | --no-state] [--once] [FILE|-]",
 	    "follow Postfix's log (default /var/log/mail.log) into delivery "
 	    "events", cmd_logwatch },
+	{ "dovecot-watch", "[--state FILE | --no-state] [--once] "
+	    "[--doveadm-config FILE] [FILE]",
+	    "follow Dovecot's log (default /var/log/mail.log) into reads and "
+	    "deletions", cmd_dovecot_watch },
+	{ "dovecot-config", "[--lua FILE]",
+	    "the Dovecot conf.d snippet that reports reads", cmd_dovecot_config },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -182,7 +182,45 @@ path_from_record(const struct cli_msg *m)
 	return path;
 }
 
-/* The record's "path" with each hop's "km" from the previous hop added. */
+/*
+ * Where the message was read ends its path: each READ that knows a place
+ * (Dovecot's, as ReaderLocation kept it) is one more point, "src":"read".
+ */
+static void
+add_readers(const struct cli_msg *m, json_t *path)
+{
+	static const char *const keep[] = { "ip", "lat", "lon", "cc", "city",
+	    NULL };
+
+	for (size_t i = 0; i < m->nev; i++) {
+		const json_t *e = m->ev[i];
+		const char *ev = json_string_value(json_object_get(e, "ev"));
+		json_t *hop;
+
+		if (ev == NULL || strcmp(ev, "READ") != 0 ||
+		    (json_object_get(e, "cc") == NULL &&
+		    json_object_get(e, "lat") == NULL))
+			continue;
+		hop = json_object();
+		json_object_set_new(hop, "n",
+		    json_integer((json_int_t)json_array_size(path) + 1));
+		if (json_is_string(json_object_get(e, "rcpt")))
+			json_object_set(hop, "by", json_object_get(e, "rcpt"));
+		for (size_t k = 0; keep[k] != NULL; k++)
+			if (json_object_get(e, keep[k]) != NULL)
+				json_object_set(hop, keep[k],
+				    json_object_get(e, keep[k]));
+		json_object_set_new(hop, "src", json_string("read"));
+		if (json_is_string(json_object_get(e, "via")))
+			json_object_set(hop, "trust", json_object_get(e, "via"));
+		if (json_object_get(e, "t") != NULL)
+			json_object_set(hop, "t", json_object_get(e, "t"));
+		json_array_append_new(path, hop);
+	}
+}
+
+/* The record's "path", its readers' places, and each hop's "km" from the
+ * previous hop. */
 static json_t *
 load_path(struct cli_msg *m)
 {
@@ -193,14 +231,17 @@ load_path(struct cli_msg *m)
 	int have_prev = 0, have;
 
 	s = cli_msg_field(m, "path", &len);
-	if (s == NULL)
-		return path_from_record(m);
-	path = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_array(path)) {
-		json_decref(path);
-		m->bad++;
-		return json_array();
+	if (s == NULL) {
+		path = path_from_record(m);
+	} else {
+		path = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_array(path)) {
+			json_decref(path);
+			m->bad++;
+			path = json_array();
+		}
 	}
+	add_readers(m, path);
 	for (i = 0; i < json_array_size(path); i++) {
 		hop = json_array_get(path, i);
 		if (!json_is_object(hop)) {

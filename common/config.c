@@ -468,6 +468,21 @@ key_track_inbound(struct loader *ld, const char *v)
 }
 
 static int
+key_reader_location(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "city") == 0)
+		ld->cfg->reader_location = MT_READER_CITY;
+	else if (strcmp(v, "country") == 0)
+		ld->cfg->reader_location = MT_READER_COUNTRY;
+	else if (strcmp(v, "none") == 0)
+		ld->cfg->reader_location = MT_READER_NONE;
+	else
+		return fail(ld, "ReaderLocation: \"%s\" is none of city, "
+		    "country, none", v);
+	return 0;
+}
+
+static int
 key_read_receipt(struct loader *ld, const char *v)
 {
 	return parse_bool(ld, "RequestReadReceipt", v,
@@ -624,6 +639,7 @@ static const struct key {
 	{ "StoreFailure", key_store_failure, 0 },
 	{ "RequestReadReceipt", key_read_receipt, 0 },
 	{ "TrackInbound", key_track_inbound, 0 },
+	{ "ReaderLocation", key_reader_location, 0 },
 	{ "Route", key_route, 1 },
 	{ "RouteSocket", key_route_socket, 0 },
 	{ "RouteFailClosed", key_route_fail_closed, 0 },

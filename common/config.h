@@ -63,6 +63,9 @@ struct mt_config {
 
 	int request_read_receipt;	/* RequestReadReceipt yes|no */
 	int track_inbound;		/* TrackInbound yes|no */
+	enum mt_reader_loc {		/* ReaderLocation */
+		MT_READER_CITY = 0, MT_READER_COUNTRY, MT_READER_NONE
+	} reader_location;
 
 	/* Outbound routes: Route lines kept raw (with their line numbers)
 	 * for the route module, which owns their syntax. */

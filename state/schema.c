@@ -39,6 +39,7 @@ mt_key(const struct mt_schema *s, enum mt_key_kind kind, const char *arg,
 		[MT_KEY_SCHED] = "%ssched%.*s",
 		[MT_KEY_STREAM] = "%sevents%.*s",
 		[MT_KEY_ROUTE] = "%sroute:%.*s",
+		[MT_KEY_MBOX] = "%smbox:%.*s",
 	};
 	char *k;
 

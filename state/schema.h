@@ -34,7 +34,9 @@ enum mt_key_kind {
 	MT_KEY_TO,		/* Pto:ADDRESS		sorted set of IDs */
 	MT_KEY_SCHED,		/* Psched		sorted set (no arg) */
 	MT_KEY_STREAM,		/* Pevents		stream (no arg) */
-	MT_KEY_ROUTE		/* Proute:NAME		hash: a route's state */
+	MT_KEY_ROUTE,		/* Proute:NAME		hash: a route's state */
+	MT_KEY_MBOX		/* Pmbox:USER:UIDVALIDITY:UID	string: the ID
+				 * of a mailbox entry (Dovecot) */
 };
 
 /*

@@ -2,7 +2,9 @@
 """
 mailtrail demo: the whole pipeline on loopback. Starts a private Redis, a
 private Postfix with the milter and a sink that stands for the Internet,
-sends four sample messages, shows what arrived and what `mailtrail` knows.
+sends four sample messages, shows what arrived and what `mailtrail` knows,
+then delivers one into a private Dovecot mailbox over LMTP, reads it over
+IMAP from a London address, and traces it from sender to reader.
 
   make demo      (or: MT_MILTER=build/mailtrail-milter MT_CLI=build/mailtrail
                   /usr/bin/python3 tests/demo.py)
@@ -18,6 +20,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
 
 import harness as h  # noqa: E402
+import dovecot_support as dv  # noqa: E402
+
+LUA = os.path.join(ROOT, "mailbox", "mailtrail.lua")
 
 MILTER = os.environ.get("MT_MILTER") or os.path.join(ROOT, "build", "mailtrail-milter")
 CLI = os.environ.get("MT_CLI") or os.path.join(ROOT, "build", "mailtrail")
@@ -91,13 +96,18 @@ def main():
     heading("Starting Redis, the mailtrail milter, Postfix (mta1.test) and a sink")
     red = h.Redis().start()
     sink = h.Sink(hostname="internet.test").start()
+    dovecot = dv.Dovecot(mail_plugins=dv.LUA_PUSH_PLUGINS, extra=[
+        "plugin {", "  push_notification_driver = lua:file=%s" % LUA, "}"]).start()
     milter = h.Milter(red.address, binary=MILTER, name="demo-milter",
                       extra=geo_settings()).start()
-    pf = h.Postfix(sink.port, hostname="mta1.test", milters=[milter.postfix_spec]).start()
+    pf = h.Postfix(sink.port, hostname="mta1.test", milters=[milter.postfix_spec],
+                   extra=dovecot.postfix_settings()).start()
     print("  redis      127.0.0.1:%d" % red.port)
     print("  milter     %s  (config %s)" % (milter.socket_spec, milter.conf))
     print("  postfix    smtpd on 127.0.0.1:%d, relaying to the sink on :%d"
           % (pf.port, sink.port))
+    print("  dovecot    IMAP on :%d, LMTP on :%d for dove.test, with mailtrail.lua"
+          % (dovecot.imap_port, dovecot.lmtp_port))
     try:
         samples = []
         heading("Sending four sample messages")
@@ -135,9 +145,9 @@ def main():
             print("  envelope: from <%s> to %s" % (msg.mail_from,
                                                   ", ".join("<%s>" % r for r in msg.rcpts)))
             show_headers(msg)
-            if not msg.header_values("X-Mailtrail-ID"):
-                print("  (no X-Mailtrail-ID: external mail is not tagged, "
-                      "forged copies were removed)")
+            if subject.startswith("Demo 3"):
+                print("  (mail from outside gets the site's own ID "
+                      "(TrackInbound); the forged one was removed)")
 
         tid = delivered["Demo 2: two recipients"].header("X-Mailtrail-ID").strip()
         time.sleep(0.5)
@@ -150,6 +160,26 @@ def main():
         roaming = delivered["Demo 4: a roaming user"].header("X-Mailtrail-ID")
         geo_section(milter, delivered, milter.conf, (roaming or "").strip())
 
+        heading("Demo 5: delivered into a local mailbox and read from London")
+        subj5 = "Demo 5: read in a local mailbox"
+        s5 = h.swaks(pf.port, "mallory@outside.example", "carol@dove.test",
+                     xclient="ADDR=216.160.83.56 NAME=mx.outside.example", subject=subj5)
+        dovecot.wait_stored("carol@dove.test", timeout=60)
+        watch = ["dovecot-watch", "--once", "--no-state", "--doveadm-config",
+                 dovecot.conf, dovecot.log_path]
+        subprocess.run([CLI, "-c", milter.conf] + watch, capture_output=True, timeout=60)
+        print("  carol reads it over IMAP from 81.2.69.142 (London; ID x-originating-ip)")
+        c = dovecot.imap("carol@dove.test", ip="81.2.69.142")
+        c.select("INBOX")
+        typ, data = c.search(None, "ALL")
+        c.fetch(data[0].split()[-1], "(BODY[])")
+        c.logout()
+        pf.wait_drained(60)
+        run_cli(milter.conf, "logwatch", "--once", "--no-state", pf.maillog)
+        run_cli(milter.conf, *watch)
+        tid5 = h.wait_for(lambda: red.client().get("mt:qid:" + s5.qid), 10, "record")
+        run_cli(milter.conf, "trace", tid5)
+
         heading("The milter's log lines")
         for line in milter.lines():
             if "store=" in line or line.lstrip().startswith("{"):
@@ -158,8 +188,9 @@ def main():
         heading("Stopping everything")
         pf.stop()
         rc = milter.stop()
+        dovecot.stop()
         red.stop()
-        print("  postfix stopped, milter exited %s, redis stopped" % rc)
+        print("  postfix stopped, milter exited %s, dovecot and redis stopped" % rc)
     return 0
 
 
