@@ -6,6 +6,7 @@
 #ifndef MT_CLI_H
 #define MT_CLI_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,8 +97,21 @@ int cli_reply_is_pairs(const redisReply *r);	/* HGETALL-shaped array */
  */
 int cli_run(struct cli *c, struct mt_db_batch *b);
 
+/* main.c: for the log followers (logwatch, dovecot-watch) */
+extern volatile sig_atomic_t cli_stop_requested;	/* SIGTERM or SIGINT */
+void cli_catch_stop(void);		/* sets it on SIGTERM and SIGINT */
+void cli_sleep_ms(int ms);
+
 /* show.c: memory, escaping, times, numbers, tables */
 void cli_oom(void) __attribute__((noreturn));	/* says so, exits */
+/*
+ * A follower's warning about one log line, quoted (it may be someone's
+ * attempt at a forgery): "mailtrail WHO: warning: WHAT: LINE" while
+ * count <= CLI_LINES_SHOWN, then once that FURTHER lines are only counted.
+ */
+#define CLI_LINES_SHOWN 10
+void cli_warn_line(const char *who, unsigned long long count,
+    const char *what, const char *further, const char *line, size_t len);
 void *cli_xmalloc(size_t n);
 void *cli_xrealloc(void *p, size_t n);
 char *cli_xstrndup(const char *s, size_t len);

@@ -64,23 +64,6 @@ struct dw {
 	unsigned long long foreign;
 };
 
-static volatile sig_atomic_t stop_requested;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---- the ID in the stored message ----------------------------------- */
 
 /*
@@ -351,20 +334,13 @@ take_line(struct dw *w, const char *line, size_t len)
 	case MT_DOVE_EVENT:
 		return handle(w, &e);
 	case MT_DOVE_BAD:
-		if (++w->bad <= 10) {
-			fprintf(stderr, "mailtrail dovecot-watch: warning: "
-			    "malformed mailtrail line: ");
-			cli_print_escaped(stderr, line, len > 300 ? 300 : len);
-			fputc('\n', stderr);
-		}
+		cli_warn_line("dovecot-watch", ++w->bad, "malformed mailtrail "
+		    "line", "malformed lines", line, len);
 		return 0;
 	case MT_DOVE_FOREIGN:
-		if (++w->foreign <= 10) {
-			fprintf(stderr, "mailtrail dovecot-watch: warning: "
-			    "ignoring a mailtrail line not logged by Dovecot: ");
-			cli_print_escaped(stderr, line, len > 300 ? 300 : len);
-			fputc('\n', stderr);
-		}
+		cli_warn_line("dovecot-watch", ++w->foreign, "ignoring a "
+		    "mailtrail line not logged by Dovecot", "such lines", line,
+		    len);
 		return 0;
 	default:
 		return 0;
@@ -387,7 +363,7 @@ follow_loop(struct dw *w, struct mt_follow *f, int once)
 	int r, cut;
 	off_t saved = f->off;
 
-	while (!stop_requested) {
+	while (!cli_stop_requested) {
 		r = mt_follow_next(f, &line, &len, &cut);
 		if (r < 0) {
 			fprintf(stderr, "mailtrail dovecot-watch: %s\n", f->err);
@@ -399,9 +375,9 @@ follow_loop(struct dw *w, struct mt_follow *f, int once)
 				fprintf(stderr, "mailtrail dovecot-watch: warning: "
 				    "%s; %s\n", w->c->err, once ? "giving up" :
 				    "retrying in 1s");
-				if (once || stop_requested)
+				if (once || cli_stop_requested)
 					return CLI_FAIL;
-				sleep_ms(RETRY_MS);
+				cli_sleep_ms(RETRY_MS);
 			}
 			continue;
 		}
@@ -413,7 +389,7 @@ follow_loop(struct dw *w, struct mt_follow *f, int once)
 		}
 		if (once)
 			break;
-		sleep_ms(POLL_MS);
+		cli_sleep_ms(POLL_MS);
 	}
 	save_state(w, f);
 	return CLI_FOUND;
@@ -426,7 +402,6 @@ cmd_dovecot_watch(struct cli *c, int argc, char **argv)
 	struct dw w = { .c = c, .state = STATE_DEFAULT };
 	struct mt_follow f;
 	const char *path = "/var/log/mail.log";
-	struct sigaction sa;
 	char err[512];
 	int i, once = 0, rc;
 
@@ -470,10 +445,7 @@ cmd_dovecot_watch(struct cli *c, int argc, char **argv)
 		mt_geo_free(w.geo);
 		return CLI_FAIL;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	cli_catch_stop();
 	rc = follow_loop(&w, &f, once);
 	mt_follow_close(&f);
 	if (c->json)

@@ -6,7 +6,6 @@
  * resumes after the last applied batch (Redis drops what it already has).
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +22,6 @@
 #define BATCH 512
 #define POLL_MS 200
 #define RETRY_MS 1000
-#define BAD_SHOWN 10		/* unparsable lines quoted on stderr */
-#define FOREIGN_SHOWN 10	/* and lines from foreign syslog tags */
 #define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
 
 struct lw_counts {
@@ -46,56 +43,23 @@ struct lw {
 	struct lw_counts k;
 };
 
-static volatile sig_atomic_t stop_requested;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /*
  * A delivery result whose tag is no Postfix delivery program of ours: any
- * local user can write one with logger(1), so it changes nothing. Quoted,
- * because it may be someone's attempt to forge a status.
+ * local user can write one with logger(1), so it changes nothing.
  */
 static void
 note_foreign(struct lw *w, const char *line, size_t len)
 {
-	w->k.ignored++;
-	if (w->k.ignored > FOREIGN_SHOWN)
-		return;
-	fprintf(stderr, "mailtrail logwatch: warning: ignoring a delivery "
-	    "line not written by a Postfix delivery program of "
-	    "PostfixSyslogNames: ");
-	cli_print_escaped(stderr, line, len > 300 ? 300 : len);
-	fputc('\n', stderr);
-	if (w->k.ignored == FOREIGN_SHOWN)
-		fprintf(stderr, "mailtrail logwatch: further such lines are "
-		    "only counted\n");
+	cli_warn_line("logwatch", ++w->k.ignored, "ignoring a delivery line "
+	    "not written by a Postfix delivery program of PostfixSyslogNames",
+	    "such lines", line, len);
 }
 
 static void
 note_bad(struct lw *w, const char *line, size_t len)
 {
-	w->k.bad++;
-	if (w->k.bad > BAD_SHOWN)
-		return;
-	fprintf(stderr, "mailtrail logwatch: warning: cannot parse line: ");
-	cli_print_escaped(stderr, line, len > 300 ? 300 : len);
-	fputc('\n', stderr);
-	if (w->k.bad == BAD_SHOWN)
-		fprintf(stderr, "mailtrail logwatch: further unparsable lines "
-		    "are only counted\n");
+	cli_warn_line("logwatch", ++w->k.bad, "cannot parse line",
+	    "unparsable lines", line, len);
 }
 
 /* Records the batch; 0, or -1 when Redis failed (retry it). */
@@ -159,9 +123,9 @@ flush_batch(struct lw *w, struct mt_follow *f, int once)
 			break;
 		fprintf(stderr, "mailtrail logwatch: warning: %s; %s\n",
 		    w->c->err, once ? "giving up" : "retrying in 1s");
-		if (once || stop_requested)
+		if (once || cli_stop_requested)
 			return -1;
-		sleep_ms(RETRY_MS);
+		cli_sleep_ms(RETRY_MS);
 	}
 	w->n = 0;
 	if (f->off == w->saved_off && f->ino == w->saved_ino)
@@ -210,7 +174,7 @@ follow_loop(struct lw *w, struct mt_follow *f, int once)
 	size_t len;
 	int r, cut, status = CLI_FOUND;
 
-	while (!stop_requested) {
+	while (!cli_stop_requested) {
 		r = mt_follow_next(f, &line, &len, &cut);
 		if (r < 0) {
 			fprintf(stderr, "mailtrail logwatch: %s\n", f->err);
@@ -229,7 +193,7 @@ follow_loop(struct lw *w, struct mt_follow *f, int once)
 		if (r == 0) {
 			if (once || f->path == NULL)
 				break;
-			sleep_ms(POLL_MS);
+			cli_sleep_ms(POLL_MS);
 		}
 	}
 	if (status == CLI_FOUND && flush_batch(w, f, 1) != 0)
@@ -314,7 +278,6 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 	struct lw w = { .c = c, .state = STATE_DEFAULT };
 	struct mt_follow f;
 	const char *path = "/var/log/mail.log";
-	struct sigaction sa;
 	int i, once = 0, rc;
 
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
@@ -354,10 +317,7 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 		mt_follow_close(&f);
 		goto out;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	cli_catch_stop();
 	rc = follow_loop(&w, &f, once);
 	report(&w);
 	mt_follow_close(&f);

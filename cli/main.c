@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "../common/config.h"
@@ -84,6 +85,34 @@ cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 	else
 		fputs("Try 'mailtrail -h' for help.\n", stderr);
 	return CLI_FAIL;
+}
+
+volatile sig_atomic_t cli_stop_requested;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	cli_stop_requested = 1;
+}
+
+void
+cli_catch_stop(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+void
+cli_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
 }
 
 int

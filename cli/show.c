@@ -380,3 +380,17 @@ cli_table_free(struct cli_table *t)
 	free(t->cells);
 	memset(t, 0, sizeof(*t));
 }
+
+void
+cli_warn_line(const char *who, unsigned long long count, const char *what,
+    const char *further, const char *line, size_t len)
+{
+	if (count > CLI_LINES_SHOWN)
+		return;
+	fprintf(stderr, "mailtrail %s: warning: %s: ", who, what);
+	cli_print_escaped(stderr, line, len > 300 ? 300 : len);
+	fputc('\n', stderr);
+	if (count == CLI_LINES_SHOWN)
+		fprintf(stderr, "mailtrail %s: further %s are only counted\n",
+		    who, further);
+}
