@@ -45,8 +45,7 @@ mt_db_new(const struct mt_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&db->mu, NULL);
-	db->timeout_ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms
-	    : 500;
+	db->timeout_ms = cfg->redis_timeout_ms;
 	if (cfg->redis_cluster != NULL) {
 		struct mt_redis_endpoint probe[16];
 
@@ -132,11 +131,6 @@ mt_db_name(const struct mt_db *db)
 	return db->name;
 }
 
-int
-mt_db_timeout_ms(const struct mt_db *db)
-{
-	return db->timeout_ms;
-}
 
 struct mt_db_link *
 mt_db_get(struct mt_db *db, char *err, size_t errlen)
@@ -202,8 +196,8 @@ mt_db_batch_init(struct mt_db_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-void
-mt_db_batch_reset(struct mt_db_batch *b)
+static void
+batch_reset(struct mt_db_batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		free(b->cmd[i].cmd);
@@ -218,7 +212,7 @@ mt_db_batch_reset(struct mt_db_batch *b)
 void
 mt_db_batch_free(struct mt_db_batch *b)
 {
-	mt_db_batch_reset(b);
+	batch_reset(b);
 	free(b->cmd);
 	memset(b, 0, sizeof(*b));
 }
@@ -309,15 +303,6 @@ mt_db_add(struct mt_db_batch *b, const char *key, const char *fmt, ...)
 	return at;
 }
 
-size_t
-mt_db_add_argv(struct mt_db_batch *b, const char *key, int argc,
-    const char **argv, const size_t *argvlen)
-{
-	char *out = NULL;
-	long long len = redisFormatCommandArgv(&out, argc, argv, argvlen);
-
-	return add_formatted(b, key, out, len, NULL);
-}
 
 size_t
 mt_db_add_script(struct mt_db_batch *b, const struct mt_redis_script *s,
@@ -486,31 +471,3 @@ mt_db_run(struct mt_db_link *l, struct mt_db_batch *b, int flags, char *err,
 	    errlen);
 }
 
-redisReply *
-mt_db_command(struct mt_db_link *l, const char *key, char *err,
-    size_t errlen, const char *fmt, ...)
-{
-	struct mt_db_batch b;
-	redisReply *r = NULL;
-	char *out = NULL;
-	va_list ap;
-	int len;
-
-	mt_db_batch_init(&b);
-	va_start(ap, fmt);
-	len = redisvFormatCommand(&out, fmt, ap);
-	va_end(ap);
-	add_formatted(&b, key, out, len, NULL);
-	if (mt_db_run(l, &b, 0, err, errlen) == 0) {
-		r = b.cmd[0].reply;
-		b.cmd[0].reply = NULL;
-		if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-			snprintf(err, errlen, "Redis: %.300s", r->str);
-			freeReplyObject(r);
-			r = NULL;
-		} else if (r == NULL)
-			snprintf(err, errlen, "no reply");
-	}
-	mt_db_batch_free(&b);
-	return r;
-}

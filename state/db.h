@@ -25,7 +25,6 @@ void mt_db_free(struct mt_db *db);
 /* Where Redis is, for messages after "Redis ": "127.0.0.1:6379",
  * "master "mymaster" of Sentinels ...", "Cluster 127.0.0.1:7000, ...". */
 const char *mt_db_name(const struct mt_db *db);
-int mt_db_timeout_ms(const struct mt_db *db);
 
 /* An idle link or a new one (connects lazily); NULL with err. */
 struct mt_db_link *mt_db_get(struct mt_db *db, char *err, size_t errlen);
@@ -49,8 +48,7 @@ struct mt_db_batch {
 };
 
 void mt_db_batch_init(struct mt_db_batch *b);
-/* Frees the commands and replies; the batch can be used again. */
-void mt_db_batch_reset(struct mt_db_batch *b);
+/* Frees the commands and replies; mt_db_batch_init makes it new. */
 void mt_db_batch_free(struct mt_db_batch *b);
 
 /* Moves src's commands to the end of dst (src is left empty); -1 oom. */
@@ -61,8 +59,6 @@ size_t mt_db_add(struct mt_db_batch *b, const char *key, const char *fmt,
     ...);
 size_t mt_db_addv(struct mt_db_batch *b, const char *key, const char *fmt,
     va_list ap);
-size_t mt_db_add_argv(struct mt_db_batch *b, const char *key, int argc,
-    const char **argv, const size_t *argvlen);
 /*
  * EVALSHA of s with nkeys keys and nargs arguments (lengths may be NULL:
  * strlen). The first key routes it; all keys must share its slot.
@@ -89,13 +85,6 @@ mt_db_reply(const struct mt_db_batch *b, size_t i)
 {
 	return i < b->n ? b->cmd[i].reply : NULL;
 }
-
-/*
- * One command, one reply (the caller frees it): NULL with err when Redis
- * could not be reached or answered with an error.
- */
-redisReply *mt_db_command(struct mt_db_link *l, const char *key, char *err,
-    size_t errlen, const char *fmt, ...);
 
 /* Text of a reply that is a string or status, else NULL. */
 const char *mt_db_str(const redisReply *r);

@@ -256,8 +256,11 @@ apply(struct mt_events *ev, struct mt_db_link *l, const struct mt_event *e,
 	if (sb.n > 0)
 		mt_db_add(&sb, stream, "EXPIRE %s %ld", stream, ev->schema.ttl);
 	/* The events are recorded either way; consumers may miss these. */
-	if (sb.n > 0 && mt_db_run(l, &sb, 0, err, errlen) != 0 && rc == 0)
-		err[0] = '\0';
+	if (sb.n > 0) {
+		char why[256];
+
+		(void)mt_db_run(l, &sb, 0, why, sizeof(why));
+	}
 	mt_db_batch_free(&sb);
 	mt_db_batch_free(&b);
 	for (i = 0; json != NULL && i < n; i++)
