@@ -176,6 +176,21 @@ mt_follow_next(struct mt_follow *f, const char **line, size_t *len, int *cut)
 		f->pending = 0;
 	}
 	for (;;) {
+		/*
+		 * NUL bytes where a line starts: the hole a writer without
+		 * O_APPEND leaves after copytruncate, however long. Not log
+		 * text: dropped before the line is measured.
+		 */
+		if (!f->long_line && f->len > 0 && f->buf[0] == '\0') {
+			size_t z = 0;
+
+			while (z < f->len && f->buf[z] == '\0')
+				z++;
+			memmove(f->buf, f->buf + z, f->len - z);
+			f->len -= z;
+			f->off += (off_t)z;
+			continue;
+		}
 		nl = f->len ? memchr(f->buf, '\n', f->len) : NULL;
 		if (nl == NULL && f->len > MT_DLV_LINE_MAX && f->long_line) {
 			f->off += (off_t)f->len;	/* more of the same line */
@@ -204,15 +219,7 @@ mt_follow_next(struct mt_follow *f, const char **line, size_t *len, int *cut)
 			if (*len > 0 && f->buf[*len - 1] == '\r')
 				(*len)--;
 			f->pending = n;
-			/*
-			 * NUL bytes before a line: the hole a writer without
-			 * O_APPEND leaves after copytruncate. Not log text.
-			 */
-			while (*len > 0 && **line == '\0') {
-				(*line)++;
-				(*len)--;
-			}
-			if (*len == 0) {	/* a blank line, or only a hole */
+			if (*len == 0) {	/* a blank line */
 				memmove(f->buf, f->buf + n, f->len - n);
 				f->len -= n;
 				f->pending = 0;
