@@ -82,7 +82,7 @@ head_changed(struct mt_follow *f)
 	size_t want = sizeof(f->head);
 	ssize_t n;
 
-	if (f->head_len == 0) {
+	if (f->head_len == 0) {	/* resumed past the head: look it up */
 		if (f->off < (off_t)want)
 			return 0;
 		n = pread(f->fd, f->head, want, 0);
@@ -134,6 +134,24 @@ check_rotation(struct mt_follow *f)
 	return 1;
 }
 
+/*
+ * The file's first bytes, taken as they are read rather than looked up
+ * later: by the time we reach EOF a copytruncate may already have put
+ * other bytes there.
+ */
+static void
+keep_head(struct mt_follow *f, off_t pos, size_t n)
+{
+	size_t want = sizeof(f->head);
+
+	if (pos != (off_t)f->head_len || f->head_len >= want || n == 0)
+		return;
+	if (n > want - f->head_len)
+		n = want - f->head_len;
+	memcpy(f->head + f->head_len, f->buf + f->len, n);
+	f->head_len += n;
+}
+
 static int
 fill(struct mt_follow *f)
 {
@@ -157,6 +175,7 @@ fill(struct mt_follow *f)
 		set_err(f, "cannot read");
 		return -1;
 	}
+	keep_head(f, f->off + (off_t)f->len, (size_t)n);
 	f->eof_seen = n == 0;
 	f->len += (size_t)n;
 	return (int)(n > 0);

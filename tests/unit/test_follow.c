@@ -102,10 +102,10 @@ rename_rotation_finishes_the_old_file_first(void **state)
 	mt_follow_close(&f);
 }
 
+/* Five old lines, read; then truncated and eight longer lines written. */
 static void
-truncation_starts_again_at_zero_even_when_rewritten_past_us(void **state)
+truncate_and_rewrite_past(struct mt_follow *f, int reach_eof)
 {
-	struct mt_follow f;
 	char line[100];
 	int i;
 
@@ -114,25 +114,56 @@ truncation_starts_again_at_zero_even_when_rewritten_past_us(void **state)
 		snprintf(line, sizeof(line), "old line %d with some padding text\n", i);
 		append(logp, line);
 	}
-	assert_int_equal(mt_follow_open(&f, logp, NULL), 0);
+	assert_int_equal(mt_follow_open(f, logp, NULL), 0);
 	for (i = 0; i < 5; i++)
-		assert_non_null(next_line(&f));
-	assert_null(next_line(&f));
+		assert_non_null(next_line(f));
+	if (reach_eof)
+		assert_null(next_line(f));
 	assert_int_equal(truncate(logp, 0), 0);
 	for (i = 0; i < 8; i++) {
 		snprintf(line, sizeof(line), "NEW LINE %d, longer than the old ones\n", i);
 		append(logp, line);
 	}
-	/* Whatever is read at the stale offset, every new line comes. */
-	for (i = 0; i < 8; i++) {
+}
+
+/* Whatever is read at the stale offset, every new line comes. */
+static void
+every_new_line_comes(struct mt_follow *f)
+{
+	char line[100];
+
+	for (int i = 0; i < 8; i++) {
 		const char *l;
 
 		snprintf(line, sizeof(line), "NEW LINE %d, longer than the old ones", i);
-		while ((l = next_line(&f)) != NULL && strcmp(l, line) != 0)
+		while ((l = next_line(f)) != NULL && strcmp(l, line) != 0)
 			;
 		assert_non_null(l);
 	}
-	mt_follow_close(&f);
+	mt_follow_close(f);
+}
+
+static void
+truncation_starts_again_at_zero_even_when_rewritten_past_us(void **state)
+{
+	struct mt_follow f;
+
+	truncate_and_rewrite_past(&f, 1);
+	every_new_line_comes(&f);
+}
+
+/*
+ * Truncated before we ever reached the end of the file, and rewritten past
+ * our offset before we got there: the head we compare against must be the
+ * one we read, not the one there now.
+ */
+static void
+truncation_before_our_first_eof_is_still_seen(void **state)
+{
+	struct mt_follow f;
+
+	truncate_and_rewrite_past(&f, 0);
+	every_new_line_comes(&f);
 }
 
 /* A writer without O_APPEND after copytruncate leaves a hole of NULs. */
@@ -170,6 +201,7 @@ main(void)
 		cmocka_unit_test(resumes_after_the_saved_line_and_holds_back_partial_lines),
 		cmocka_unit_test(rename_rotation_finishes_the_old_file_first),
 		cmocka_unit_test(truncation_starts_again_at_zero_even_when_rewritten_past_us),
+		cmocka_unit_test(truncation_before_our_first_eof_is_still_seen),
 		cmocka_unit_test(holes_and_blank_lines_are_not_lines),
 	};
 
