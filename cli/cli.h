@@ -159,6 +159,21 @@ const char *cli_rcpt_latest(const struct cli_msg *m, const char *addr,
 json_t *cli_record_json(const struct cli_msg *m);
 json_t *cli_recipients_json(const redisReply *rcpt);
 
+/* spawn.c: a helper program's standard output, NUL-terminated. */
+struct cli_output {
+	char *s;
+	size_t len, cap;
+};
+/*
+ * Runs argv (argv[0] looked up in PATH, no shell) and reads its standard
+ * output (and error, with_stderr): 0 when it exited 0, else -1 with err
+ * (failed, killed after timeout_ms, or more than max bytes). out->s is
+ * malloc'd either way; free it.
+ */
+int cli_spawn(const char *const argv[], int with_stderr,
+    struct cli_output *out, size_t max, int timeout_ms, char *err,
+    size_t errlen);
+
 /* The subcommands. */
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_trace(struct cli *c, int argc, char **argv);
@@ -169,5 +184,6 @@ int cmd_mark_read(struct cli *c, int argc, char **argv);	/* markread.c */
 int cmd_logwatch(struct cli *c, int argc, char **argv);	/* logwatch.c */
 int cmd_dovecot_watch(struct cli *c, int argc, char **argv);	/* dovecot.c */
 int cmd_dovecot_config(struct cli *c, int argc, char **argv);
+int cmd_schedule(struct cli *c, int argc, char **argv);	/* schedule.c */
 
 #endif

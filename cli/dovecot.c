@@ -13,13 +13,9 @@
  * `mailtrail dovecot-config` prints the Dovecot side.
  */
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +37,6 @@
 #define DOVEADM_TIMEOUT_MS 5000
 #define DOVEADM_OUT_MAX 8192
 
-extern char **environ;
 
 /* Copies made in a session: an expunge of the same message in that
  * session afterwards is a move (IMAP MOVE), not a deletion. */
@@ -74,13 +69,10 @@ struct dw {
 static int
 fetch_id(struct dw *w, const struct mt_dove_event *e, char id[MT_ID_SIZE])
 {
-	char uid[32], out[DOVEADM_OUT_MAX], *p, *v;
+	char uid[32], err[256], *p, *v;
 	const char *argv[16];
-	int n = 0, fds[2], status;
-	size_t len = 0;
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int64_t deadline = mt_clock_ms(CLOCK_MONOTONIC) + DOVEADM_TIMEOUT_MS;
+	struct cli_output out;
+	int n = 0, rc;
 
 	snprintf(uid, sizeof(uid), "%lu", e->uid);
 	argv[n++] = "doveadm";
@@ -97,52 +89,23 @@ fetch_id(struct dw *w, const struct mt_dove_event *e, char id[MT_ID_SIZE])
 	argv[n++] = "uid";
 	argv[n++] = uid;
 	argv[n] = NULL;
-	if (pipe(fds) != 0)
-		return -1;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-	posix_spawn_file_actions_addclose(&fa, fds[0]);
-	posix_spawn_file_actions_addclose(&fa, fds[1]);
-	if (posix_spawnp(&pid, "doveadm", &fa, NULL, (char *const *)argv,
-	    environ) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		close(fds[0]);
-		close(fds[1]);
+	if (cli_spawn(argv, 0, &out, DOVEADM_OUT_MAX, DOVEADM_TIMEOUT_MS, err,
+	    sizeof(err)) != 0) {
+		free(out.s);
 		return -1;
 	}
-	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
-	for (;;) {
-		struct pollfd pfd = { fds[0], POLLIN, 0 };
-		int64_t left = deadline - mt_clock_ms(CLOCK_MONOTONIC);
-		ssize_t r;
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		r = read(fds[0], out + len, sizeof(out) - 1 - len);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (len == sizeof(out) - 1)
-			break;
-	}
-	close(fds[0]);
-	out[len] = '\0';
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return -1;
 	/* "hdr.x-mailtrail-id: VALUE" (the first header of that name). */
-	if ((p = strstr(out, "hdr.x-mailtrail-id:")) == NULL)
-		return 0;
-	v = p + strlen("hdr.x-mailtrail-id:");
-	while (*v == ' ' || *v == '\t')
-		v++;
-	v[strcspn(v, " \t\r\n")] = '\0';
-	return mt_id_verify(w->c->cfg->secret, w->c->cfg->secret_len, v,
-	    strlen(v), id) ? 1 : 0;
+	rc = 0;
+	if ((p = strstr(out.s, "hdr.x-mailtrail-id:")) != NULL) {
+		v = p + strlen("hdr.x-mailtrail-id:");
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, " \t\r\n")] = '\0';
+		rc = mt_id_verify(w->c->cfg->secret, w->c->cfg->secret_len, v,
+		    strlen(v), id) ? 1 : 0;
+	}
+	free(out.s);
+	return rc;
 }
 
 /* ---- the mailbox map ------------------------------------------------- */

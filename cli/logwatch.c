@@ -38,6 +38,7 @@ struct lw {
 	size_t n;
 	char **names;			/* syslog names whose results count */
 	size_t n_names, n_own;		/* the last n_own are malloc'd */
+	struct mt_routes routes;	/* Route lines: which service is which */
 	off_t saved_off;		/* what the state file says */
 	ino_t saved_ino;
 	struct lw_counts k;
@@ -62,9 +63,38 @@ note_bad(struct lw *w, const char *line, size_t len)
 	    "unparsable lines", line, len);
 }
 
-/* Records the batch; 0, or -1 when Redis failed (retry it). */
+/*
+ * postsuper -r gave a tracked message a new queue ID (a scheduled message
+ * released): the new ID gets its own P"qid:" key, so the delivery lines
+ * that follow join the record. 0, or -1 when Redis failed.
+ */
 static int
-apply_batch(struct lw *w)
+apply_requeue(struct lw *w, const struct mt_dlv *d)
+{
+	char *old = cli_key(w->c, MT_KEY_QID, d->orig_qid, strlen(d->orig_qid));
+	char *new = cli_key(w->c, MT_KEY_QID, d->qid, strlen(d->qid));
+	redisReply *r = cli_command(w->c, old, "GET %s", old);
+	int rc = r == NULL ? -1 : 0;
+
+	if (r != NULL && r->type == REDIS_REPLY_STRING &&
+	    cli_id_plausible(r->str, r->len)) {
+		redisReply *s = cli_command(w->c, new, "SET %s %b EX %ld", new,
+		    r->str, r->len, w->c->schema.ttl);
+
+		rc = s == NULL ? -1 : 0;
+		w->k.tracked++;
+		w->k.written += s != NULL;
+		freeReplyObject(s);
+	}
+	freeReplyObject(r);
+	free(old);
+	free(new);
+	return rc;
+}
+
+/* Records the results from..to-1 of the batch (no requeue among them). */
+static int
+apply_results(struct lw *w, size_t from, size_t to)
 {
 	char (*ids)[MT_EVENTS_ID_MAX + 1] = calloc(BATCH, sizeof(*ids));
 	struct mt_event e[BATCH];
@@ -77,7 +107,7 @@ apply_batch(struct lw *w)
 		snprintf(w->c->err, sizeof(w->c->err), "out of memory");
 		return -1;
 	}
-	for (i = 0; i < w->n; i++) {
+	for (i = from; i < to; i++) {
 		const struct mt_dlv *d = &w->dlv[i];
 
 		json[m] = mt_dlv_event_json(d, d->t_ms >= 0 ? d->t_ms
@@ -111,6 +141,28 @@ apply_batch(struct lw *w)
 	return rc_ok;
 }
 
+/*
+ * Records the batch in log order: a requeue is applied before the lines
+ * after it are looked up. 0, or -1 when Redis failed (retry it all: what
+ * was applied is dropped as seen).
+ */
+static int
+apply_batch(struct lw *w)
+{
+	size_t from = 0;
+
+	for (size_t i = 0; i <= w->n; i++) {
+		if (i < w->n && w->dlv[i].orig_qid[0] == '\0')
+			continue;
+		if (i > from && apply_results(w, from, i) != 0)
+			return -1;
+		if (i < w->n && apply_requeue(w, &w->dlv[i]) != 0)
+			return -1;
+		from = i + 1;
+	}
+	return 0;
+}
+
 /* Applies the batch (retrying while Redis is away unless once), saves the
  * position. 0, or -1 to give up. */
 static int
@@ -140,6 +192,28 @@ flush_batch(struct lw *w, struct mt_follow *f, int once)
 	return 0;
 }
 
+/* The route whose transport logged d (syslog_name postfix-NAME), if any. */
+static void
+name_route(const struct lw *w, struct mt_dlv *d)
+{
+	const char *slash = strchr(d->service, '/');
+	size_t n = slash ? (size_t)(slash - d->service) : 0;
+
+	if (n <= 8 || strncmp(d->service, "postfix-", 8) != 0)
+		return;
+	for (size_t i = 0; i < w->routes.n; i++) {
+		const struct mt_route *r = &w->routes.v[i];
+
+		if (strlen(r->name) == n - 8 &&
+		    memcmp(r->name, d->service + 8, n - 8) == 0) {
+			snprintf(d->route, sizeof(d->route), "%s", r->name);
+			snprintf(d->route_ip, sizeof(d->route_ip), "%s",
+			    r->bind[0] ? r->bind : r->bind6);
+			return;
+		}
+	}
+}
+
 static void
 take_line(struct lw *w, const char *line, size_t len, int cut)
 {
@@ -159,10 +233,12 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
 	case MT_DLV_FOREIGN:
 		note_foreign(w, line, len);
 		return;
+	case MT_DLV_REQUEUE:
 	case MT_DLV_RESULT:
 		break;
 	}
-	w->k.results++;
+	w->k.results += r == MT_DLV_RESULT;
+	name_route(w, d);
 	mt_events_fingerprint(line, len, w->fp[w->n]);
 	w->n++;
 }
@@ -234,32 +310,30 @@ static int
 load_names(struct lw *w)
 {
 	const struct mt_config *cfg = w->c->cfg;
-	struct mt_routes rs = { 0 };
+	struct mt_routes *rs = &w->routes;
 	char err[512];
 	size_t i, n;
 
-	if (mt_routes_load(cfg, &rs, err, sizeof(err)) < 0) {
+	if (mt_routes_load(cfg, rs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mailtrail logwatch: warning: %s; only "
 		    "PostfixSyslogNames count\n", err);
-		rs.n = 0;
+		mt_routes_free(rs);
+		memset(rs, 0, sizeof(*rs));
 	}
-	w->names = calloc(cfg->n_postfix_syslog_names + rs.n + 1,
+	w->names = calloc(cfg->n_postfix_syslog_names + rs->n + 1,
 	    sizeof(*w->names));
-	if (w->names == NULL) {
-		mt_routes_free(&rs);
+	if (w->names == NULL)
 		return -1;
-	}
 	for (i = 0; i < cfg->n_postfix_syslog_names; i++)
 		w->names[w->n_names++] = cfg->postfix_syslog_names[i];
-	for (i = 0; i < rs.n; i++) {
+	for (i = 0; i < rs->n; i++) {
 		if (asprintf(&w->names[w->n_names], "postfix-%s",
-		    rs.v[i].name) < 0)
+		    rs->v[i].name) < 0)
 			break;
 		w->n_names++;
 		w->n_own++;
 	}
-	n = rs.n;
-	mt_routes_free(&rs);
+	n = rs->n;
 	return i == n ? 0 : -1;
 }
 
@@ -325,6 +399,7 @@ out:
 	free(w.dlv);
 	free(w.fp);
 	free_names(&w);
+	mt_routes_free(&w.routes);
 	mt_events_free(w.ev);
 	return rc;
 }

@@ -38,6 +38,9 @@ static const struct cli_command commands[] = {
 	    "[--doveadm-config FILE] [FILE]",
 	    "follow Dovecot's log (default /var/log/mail.log) into reads and "
 	    "deletions", cmd_dovecot_watch },
+	{ "schedule", "list | cancel ID | now ID | release [--watch]",
+	    "scheduled mail on hold: list, cancel, send now, release what is "
+	    "due (as root)", cmd_schedule },
 	{ "dovecot-config", "[--lua FILE]",
 	    "the Dovecot conf.d snippet that reports reads", cmd_dovecot_config },
 };

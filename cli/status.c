@@ -17,7 +17,7 @@ static const char *const known_fields[] = {
 	"size", "received", "by", "send_at", NULL
 };
 static const char *const int_fields[] = {
-	"nrcpt", "hops", "size", "received", NULL
+	"nrcpt", "hops", "size", "received", "send_at", NULL
 };
 static const char *const real_fields[] = { "lat", "lon", NULL };
 
@@ -172,7 +172,8 @@ record_row(struct cli_table *t, const char *name, size_t nlen,
 	int64_t ms;
 
 	cli_table_text(t, name, nlen);
-	if (nlen == 8 && memcmp(name, "received", 8) == 0 &&
+	if (((nlen == 8 && memcmp(name, "received", 8) == 0) ||
+	    (nlen == 7 && memcmp(name, "send_at", 7) == 0)) &&
 	    cli_parse_i64(v, vlen, &ms) == 0) {
 		cli_time_ms(when, ms);
 		cli_table_safe(t, when);

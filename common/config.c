@@ -461,6 +461,45 @@ parse_bool(struct loader *ld, const char *key, const char *v, int *out)
 	return 0;
 }
 
+/*
+ * MaxDeferral: a Postfix-style time, digits and one unit of s, m, h, d or
+ * w (no unit: days), from one minute to 366 days.
+ */
+static int
+key_max_deferral(struct loader *ld, const char *v)
+{
+	static const struct { char unit; long secs; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+		{ 'w', 7 * 86400 },
+	};
+	long secs = 86400;
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (end == v || errno != 0 || n <= 0 || n > 1000000)
+		goto bad;
+	if (*end != '\0') {
+		size_t i;
+
+		for (i = 0; i < sizeof(units) / sizeof(units[0]) &&
+		    units[i].unit != *end; i++)
+			;
+		if (i == sizeof(units) / sizeof(units[0]) || end[1] != '\0')
+			goto bad;
+		secs = units[i].secs;
+	}
+	if (n * secs < 60 || n * secs > 366L * 86400)
+		return fail(ld, "MaxDeferral: \"%s\" is not between 1m and 366d",
+		    v);
+	ld->cfg->max_deferral_s = n * secs;
+	return 0;
+bad:
+	return fail(ld, "MaxDeferral: \"%s\" is not a time such as 30d, 12h "
+	    "or 90m", v);
+}
+
 static int
 key_track_inbound(struct loader *ld, const char *v)
 {
@@ -639,6 +678,7 @@ static const struct key {
 	{ "StoreFailure", key_store_failure, 0 },
 	{ "RequestReadReceipt", key_read_receipt, 0 },
 	{ "TrackInbound", key_track_inbound, 0 },
+	{ "MaxDeferral", key_max_deferral, 0 },
 	{ "ReaderLocation", key_reader_location, 0 },
 	{ "Route", key_route, 1 },
 	{ "RouteSocket", key_route_socket, 0 },
@@ -662,6 +702,7 @@ config_defaults(const char *path)
 	c->log_format = MT_LOG_KV;
 	c->on_store_failure = MT_FAIL_TEMPFAIL;
 	c->track_inbound = 1;
+	c->max_deferral_s = 30L * 86400;
 	c->path = strdup(path);
 	c->socket = strdup("unix:/run/mailtrail/milter.sock");
 	c->redis_server = strdup("127.0.0.1:6379");

@@ -63,6 +63,7 @@ struct mt_config {
 
 	int request_read_receipt;	/* RequestReadReceipt yes|no */
 	int track_inbound;		/* TrackInbound yes|no */
+	long max_deferral_s;		/* MaxDeferral, seconds */
 	enum mt_reader_loc {		/* ReaderLocation */
 		MT_READER_CITY = 0, MT_READER_COUNTRY, MT_READER_NONE
 	} reader_location;

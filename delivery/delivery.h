@@ -42,6 +42,11 @@ struct mt_dlv {
 	char dsn[MT_DLV_DSN_MAX];
 	enum mt_dlv_status status;
 	char text[MT_DLV_TEXT_MAX];	/* the "(...)" after the status */
+	char orig_qid[MT_DLV_QID_MAX];	/* MT_DLV_REQUEUE: the old queue ID */
+	/* Set by the caller, not the parser: the outbound route whose
+	 * syslog_name (postfix-NAME) logged the line, and its address. */
+	char route[MT_DLV_SERVICE_MAX];
+	char route_ip[46];
 	char session[MT_DLV_SESSION_MAX]; /* LMTP server's session ID from
 					 * "250 2.0.0 <rcpt> SESSION Saved"
 					 * (Dovecot), or "" */
@@ -52,8 +57,11 @@ enum mt_dlv_kind {
 	MT_DLV_BAD = -1,	/* not a log line, or a result we cannot read */
 	MT_DLV_OTHER = 0,	/* a log line that is no delivery result */
 	MT_DLV_RESULT = 1,	/* a delivery result, in *d */
-	MT_DLV_FOREIGN = 2	/* shaped like a result, but its syslog tag is
+	MT_DLV_FOREIGN = 2,	/* shaped like a result, but its syslog tag is
 				 * not a Postfix delivery program of ours */
+	MT_DLV_REQUEUE = 3	/* pickup took a requeued message (postsuper
+				 * -r): d->qid is its new queue ID, d->orig_qid
+				 * the one it had */
 };
 
 /*
@@ -77,7 +85,7 @@ const char *mt_dlv_status_name(enum mt_dlv_status s);
 /*
  * The event object for P{ID}:ev (malloc'd JSON text, NULL when out of
  * memory): t, ev, rcpt, orig_rcpt, relay, dsn, status, reply (sent) or
- * reason (otherwise), service, qid, delay.
+ * reason (otherwise), service, route, route_ip, qid, delay.
  */
 char *mt_dlv_event_json(const struct mt_dlv *d, int64_t t_ms);
 

@@ -36,6 +36,8 @@ mt_dlv_event_json(const struct mt_dlv *d, int64_t t_ms)
 	    "reply" : "reason", d->text);
 	set_str(o, "session", d->session);
 	set_str(o, "service", d->service);
+	set_str(o, "route", d->route);
+	set_str(o, "route_ip", d->route_ip);
 	set_str(o, "qid", d->qid);
 	set_str(o, "delay", d->delay);
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

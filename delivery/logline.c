@@ -82,13 +82,16 @@ static const char *const delivery_programs[] = {
 	"discard", "qmgr", "oqmgr",
 };
 
+static const char *const pickup_program[] = { "pickup" };
+
 /*
  * "NAME/DAEMON" or "NAME/SERVICE/DAEMON" (master.cf's stock
  * "-o syslog_name=postfix/$service_name"): NAME must be one of names and
- * DAEMON a delivery program.
+ * DAEMON one of programs.
  */
 static int
-trusted_tag(const char *tag, size_t n, char *const *names, size_t n_names)
+trusted_daemon(const char *tag, size_t n, char *const *names, size_t n_names,
+    const char *const *programs, size_t n_programs)
 {
 	const char *slash = memchr(tag, '/', n), *daemon;
 	size_t i, daemon_len;
@@ -103,11 +106,31 @@ trusted_tag(const char *tag, size_t n, char *const *names, size_t n_names)
 	daemon = memrchr(tag, '/', n);
 	daemon++;
 	daemon_len = (size_t)(tag + n - daemon);
-	for (i = 0; i < sizeof(delivery_programs) / sizeof(delivery_programs[0]);
-	    i++)
-		if (word_is(daemon, daemon_len, delivery_programs[i]))
+	for (i = 0; i < n_programs; i++)
+		if (word_is(daemon, daemon_len, programs[i]))
 			return 1;
 	return 0;
+}
+
+/*
+ * pickup on a message postsuper -r requeued: "NEWID: uid=0 from=<...>
+ * orig_id=OLDID". The sender may hold anything, so orig_id counts only as
+ * the line's last field.
+ */
+static enum mt_dlv_kind
+requeue(struct cur *c, struct mt_dlv *d)
+{
+	static const char key[] = " orig_id=";
+	const char *p = c->end, *q;
+
+	while (p > c->p && isalnum((unsigned char)p[-1]))
+		p--;
+	q = p - (sizeof(key) - 1);
+	if (p == c->end || q < c->p || memcmp(q, key, sizeof(key) - 1) != 0 ||
+	    (size_t)(c->end - p) >= sizeof(d->orig_qid))
+		return MT_DLV_OTHER;
+	memcpy(d->orig_qid, p, (size_t)(c->end - p));
+	return MT_DLV_REQUEUE;
 }
 
 /* lmtp, local and virtual store mail in a mailbox: their "sent" is a
@@ -356,10 +379,14 @@ mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
 		return MT_DLV_OTHER;	/* "connect from", "warning: ", ... */
 	memcpy(d->qid, q, (size_t)(c.p - q));
 	c.p += 2;
+	if (at(&c, "uid=") && trusted_daemon(tag, tag_len, names, n_names,
+	    pickup_program, 1))
+		return requeue(&c, d);
 	if (!at(&c, "to=") && !at(&c, "from="))
 		return MT_DLV_OTHER;	/* "removed", "message-id=<..>" */
 	k = result_fields(&c, d);
-	if (trusted_tag(tag, tag_len, names, n_names)) {
+	if (trusted_daemon(tag, tag_len, names, n_names, delivery_programs,
+	    sizeof(delivery_programs) / sizeof(delivery_programs[0]))) {
 		if (k == MT_DLV_RESULT && d->status == MT_DLV_SENT &&
 		    mailbox_daemon(d->service)) {
 			d->status = MT_DLV_DELIVERED;

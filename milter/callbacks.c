@@ -19,6 +19,7 @@
 #include "../common/text.h"
 #include "../common/trackid.h"
 #include "../mdn/mdn.h"
+#include "../schedule/schedule.h"
 #include "milter.h"
 #include "path.h"
 #include "receipt.h"
@@ -38,6 +39,8 @@ struct mt_msg {
 	size_t mctx_nrcpt, mctx_rcpt_cap, mctx_rcpt_total;
 	char *mctx_msgid;
 	char *mctx_subject;		/* decoded, at most SUBJECT_MAX bytes */
+	char *mctx_dd;			/* first Deferred-Delivery: value */
+	int mctx_n_dd;			/* Deferred-Delivery: headers seen */
 	struct mt_mthdr_seen mctx_mt;	/* X-Mailtrail-* headers by name */
 	int mctx_kept_index;		/* 1-based X-Mailtrail-ID kept, or 0 */
 	char mctx_kept_id[MT_ID_SIZE];
@@ -101,6 +104,7 @@ msg_free(struct mt_msg *m)
 	free(m->mctx_rcpt);
 	free(m->mctx_msgid);
 	free(m->mctx_subject);
+	free(m->mctx_dd);
 	mt_mthdr_free(&m->mctx_mt);
 	mt_path_free(&m->mctx_path);
 	mt_receipt_free(&m->mctx_receipt);
@@ -136,7 +140,8 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f3;
 	if (c == NULL)
 		return SMFIS_REJECT;	/* libmilter: fall back to no options */
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
+	    SMFIF_SETSYMLIST);
 	*pf1 = f1 & want;
 	*pf2 = *pf3 = 0;
 	c->cctx_noreply = *pf1;
@@ -277,6 +282,7 @@ note_id_header(struct mt_conn *c, struct mt_msg *m, const char *value)
  * hashtable (hash-max-listpack-value), several times its size.
  */
 #define SUBJECT_MAX 64
+#define DD_MAX 256		/* a date longer than this is no date */
 
 /* Headers that are not X-Mailtrail-*: Received:, Message-ID, Subject. */
 static void
@@ -295,6 +301,9 @@ note_other_header(struct mt_msg *m, const char *name, const char *value)
 		}
 		if (*p)
 			m->mctx_msgid = strdup(p);
+	} else if (strcasecmp(name, "Deferred-Delivery") == 0) {
+		if (m->mctx_n_dd++ == 0)
+			m->mctx_dd = strndup(value, DD_MAX);
 	} else if (strcasecmp(name, "Subject") == 0 &&
 	    m->mctx_subject == NULL) {
 		char buf[SUBJECT_MAX + 1];
@@ -542,6 +551,67 @@ refuse_flood(SMFICTX *ctx, struct mt_conn *c, const char *qid)
 	return SMFIS_REJECT;
 }
 
+/*
+ * A site user's Deferred-Delivery: 0 with *send_at (0: send now), or -1
+ * with the refusal set: the user's client shows the reason.
+ */
+static int
+schedule(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
+    const char *qid, int64_t now, int64_t *send_at)
+{
+	char why[128], text[256], when[32];
+	int64_t due;
+
+	*send_at = 0;
+	switch (m->mctx_n_dd > 1 ? MT_SCHED_BAD : mt_sched_decide(m->mctx_dd,
+	    m->mctx_dd ? strlen(m->mctx_dd) : 0, now,
+	    c->cctx_cfg->max_deferral_s, &due, why, sizeof(why))) {
+	case MT_SCHED_NOW:
+		return 0;
+	case MT_SCHED_HOLD:
+		*send_at = due;
+		return 0;
+	case MT_SCHED_BAD:
+		if (m->mctx_n_dd > 1)
+			snprintf(why, sizeof(why), "more than one such header");
+		snprintf(text, sizeof(text), "Deferred-Delivery: header is not "
+		    "a date and time we can read (%s)", why);
+		break;
+	case MT_SCHED_TOO_FAR:
+	default:
+		mt_sched_iso(when, sizeof(when), due);
+		snprintf(text, sizeof(text), "Deferred-Delivery: %s is further "
+		    "ahead than this site's limit of %ld days (MaxDeferral)",
+		    when, (c->cctx_cfg->max_deferral_s + 86399) / 86400);
+		break;
+	}
+	mt_log(LOG_NOTICE, "%s: reject: %s; from=<%s> client=%s[%s]", qid,
+	    text, m->mctx_sender, c->cctx_name, c->cctx_ip);
+	smfi_setreply(ctx, (char *)"554", (char *)"5.6.0", text);
+	return -1;
+}
+
+/*
+ * Into Postfix's hold queue, with the mark that tells the releaser this
+ * hold is ours: the due time and the queue ID it is held under (a message
+ * that is requeued gets another, so the mark no longer matches it).
+ */
+static void
+hold(SMFICTX *ctx, const struct mt_record *r)
+{
+	char mark[256], when[32], reason[96];
+
+	mt_sched_iso(when, sizeof(when), r->send_at_ms);
+	if (mt_sched_hold_format(mark, sizeof(mark), r->send_at_ms / 1000,
+	    r->qid) == 0)
+		smfi_insheader(ctx, 0, (char *)MT_SCHED_HOLD_HEADER, mark);
+	snprintf(reason, sizeof(reason), "mailtrail: scheduled until %s", when);
+	if (smfi_quarantine(ctx, reason) != MI_SUCCESS)
+		mt_log(LOG_ERR, "%s: id=%s: cannot put the message on hold "
+		    "(the MTA refused the quarantine action): it is sent now",
+		    r->qid, r->id);
+}
+
 static sfsistat
 cb_eom(SMFICTX *ctx)
 {
@@ -578,11 +648,20 @@ cb_eom(SMFICTX *ctx)
 		set_origin(&r, hops, nhops);
 		r.hop_path = mt_hop_path_json(hops, nhops);
 	}
+	/* Deferred-Delivery: only a site user's mail is ever held. */
+	if (site_user && m->mctx_n_dd > 0 &&
+	    schedule(ctx, c, m, qidbuf, now, &r.send_at_ms) < 0) {
+		res = SMFIS_REJECT;
+		goto out;
+	}
 	if (tracked && track(c, m, &r, &stored, &res) < 0 &&
 	    res == SMFIS_TEMPFAIL)
 		goto out;
 	res = SMFIS_CONTINUE;
 	edit_headers(ctx, c, m, tracked, r.id, hops, first_new, nhops);
+	/* Without an ID of ours, nothing would ever release it: send now. */
+	if (r.send_at_ms > 0 && r.id[0] != '\0')
+		hold(ctx, &r);
 	mt_logline(c->cctx_cfg, &r, tracked, stored);
 	/* Read receipts: after the record, and never the message's fate. */
 	request_receipt(ctx, c, m, site_user);
@@ -631,7 +710,7 @@ cb_close(SMFICTX *ctx)
 struct smfiDesc mt_milter_desc = {
 	.xxfi_name = (char *)"mailtrail",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
 	.xxfi_connect = cb_connect,
 	.xxfi_helo = cb_helo,
 	.xxfi_envfrom = cb_envfrom,

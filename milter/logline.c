@@ -11,6 +11,7 @@
 
 #include "../common/log.h"
 #include "../common/text.h"
+#include "../schedule/schedule.h"
 #include "milter.h"
 
 #define FIELD_MAX 1024
@@ -48,6 +49,12 @@ logline_json(const struct mt_record *r, const char *store)
 	    "store", store);
 	if (o == NULL)
 		return;
+	if (r->send_at_ms > 0) {
+		char when[32];
+
+		mt_sched_iso(when, sizeof(when), r->send_at_ms);
+		json_object_set_new(o, "hold", json_string(when));
+	}
 	if (r->have_geo) {
 		char cc[FIELD_MAX];
 
@@ -71,7 +78,8 @@ mt_logline(const struct mt_config *cfg, const struct mt_record *r,
     int tracked, enum mt_store_result stored)
 {
 	char q[FIELD_MAX], f[FIELD_MAX], n[FIELD_MAX], ip[FIELD_MAX];
-	char geo[64] = "-", cc[FIELD_MAX] = "-";
+	char geo[64] = "-", cc[FIELD_MAX] = "-", hold[48] = "";
+	char when[32];
 	const char *store = store_name(tracked, stored);
 
 	if (cfg->log_format == MT_LOG_JSON) {
@@ -82,10 +90,13 @@ mt_logline(const struct mt_config *cfg, const struct mt_record *r,
 		snprintf(geo, sizeof(geo), "%.4f,%.4f", r->lat, r->lon);
 		esc(cc, r->cc);
 	}
+	if (r->send_at_ms > 0 && mt_sched_iso(when, sizeof(when),
+	    r->send_at_ms) > 0)
+		snprintf(hold, sizeof(hold), ", hold=until %s", when);
 	mt_log(LOG_INFO, "%s: id=%s, from=<%s>, nrcpt=%zu, client=%s[%s], "
-	    "geo=%s, cc=%s, hops=%d, store=%s", esc(q, r->qid),
+	    "geo=%s, cc=%s, hops=%d, store=%s%s", esc(q, r->qid),
 	    r->id[0] ? r->id : "-",
 	    strcmp(r->sender, "<>") == 0 ? "" : esc(f, r->sender), r->nrcpt,
 	    esc(n, r->client_name), esc(ip, r->client_ip), geo, cc, r->hops,
-	    store);
+	    store, hold);
 }

@@ -119,6 +119,9 @@ mt_record_serialize(const struct mt_record *r)
 	    r->size > INT64_MAX ? INT64_MAX : (json_int_t)r->size));
 	bad |= json_object_set_new(o, "received_ms",
 	    json_integer(r->received_ms));
+	if (r->send_at_ms > 0)
+		bad |= json_object_set_new(o, "send_at_ms",
+		    json_integer(r->send_at_ms));
 	bad |= set_text(o, "by", r->by);
 	return dump_and_free(o, bad);
 }
@@ -179,7 +182,7 @@ mt_record_check(const struct mt_record *r, char *err, size_t errlen)
 	    !cstr_ok(r->helo, m) || !cstr_ok(r->auth, m) ||
 	    !cstr_ok(r->cc, m) || !cstr_ok(r->city, m) || !cstr_ok(r->by, m) ||
 	    !cstr_ok(r->hop_path, MT_RECORD_PATH_MAX) || r->hops < 0 ||
-	    r->hops > 10000 || r->received_ms < 0 ||
+	    r->hops > 10000 || r->received_ms < 0 || r->send_at_ms < 0 ||
 	    (r->have_geo && !(fabs(r->lat) <= 90 && fabs(r->lon) <= 180)))
 		snprintf(err, errlen, "a field is out of bounds");
 	else {
@@ -350,14 +353,16 @@ parse_texts(json_t *o, struct mt_record *r, char *err, size_t errlen)
 static int
 parse_numbers(json_t *o, struct mt_record *r, char *err, size_t errlen)
 {
-	json_int_t hops = 0, size = 0, received = 0;
+	json_int_t hops = 0, size = 0, received = 0, send_at = 0;
 	int has_lat = json_object_get(o, "lat") != NULL;
 	int has_lon = json_object_get(o, "lon") != NULL;
 
 	if (get_int(o, "hops", 0, 0, 10000, &hops, err, errlen) ||
 	    get_int(o, "size", 0, 0, INT64_MAX, &size, err, errlen) ||
-	    get_int(o, "received_ms", 1, 0, INT64_MAX, &received, err, errlen))
+	    get_int(o, "received_ms", 1, 0, INT64_MAX, &received, err, errlen) ||
+	    get_int(o, "send_at_ms", 0, 0, INT64_MAX, &send_at, err, errlen))
 		return -1;
+	r->send_at_ms = send_at;
 	r->hops = (int)hops;
 	r->size = (uint64_t)size;
 	r->received_ms = received;
@@ -458,5 +463,18 @@ mt_record_spool_event_json(const struct mt_record *r, int64_t now_ms)
 	bad |= set_text(o, "ev", "SPOOL");
 	bad |= set_text(o, "qid", r->qid);
 	bad |= json_object_set_new(o, "spooled", json_integer(r->received_ms));
+	return dump_and_free(o, bad);
+}
+
+char *
+mt_record_schedule_event_json(const struct mt_record *r)
+{
+	json_t *o;
+	int bad = 0;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	bad |= json_object_set_new(o, "t", json_integer(r->received_ms));
+	bad |= set_text(o, "ev", "SCHEDULE");
 	return dump_and_free(o, bad);
 }

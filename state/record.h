@@ -33,6 +33,7 @@ struct mt_record {
 	char *hop_path;		/* JSON array of hops, NULL when none */
 	uint64_t size;		/* message size in bytes */
 	int64_t received_ms;	/* unix time in ms */
+	int64_t send_at_ms;	/* held until (Deferred-Delivery), 0: not */
 	char *by;		/* this MTA's name */
 };
 
@@ -71,5 +72,11 @@ char *mt_record_receive_json(const struct mt_record *r, const char *fp);
  * {"t":now_ms,"ev":"SPOOL","qid":..,"spooled":received_ms} (malloc'd).
  */
 char *mt_record_spool_event_json(const struct mt_record *r, int64_t now_ms);
+
+/*
+ * The SCHEDULE event of a held message: {"t":received_ms,"ev":"SCHEDULE"}
+ * (the record holds send_at). malloc'd.
+ */
+char *mt_record_schedule_event_json(const struct mt_record *r);
 
 #endif

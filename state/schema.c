@@ -96,19 +96,22 @@ mt_schema_fingerprint(const void *data, size_t len, char out[MT_FP_LEN + 1])
 /*
  * A new record is one HSET. A later MTA of the site keeps the origin's
  * fields and statuses (HSETNX) but writes its hop count; its RECEIVE
- * carries its own hop path.
+ * carries its own hop path. ARGV: ttl, kept, fp, RECEIVE, SCHEDULE or ''
+ * (then every recipient starts scheduled), SPOOL or '', field count,
+ * fields, recipients.
  */
 static const char record_lua[] = SEEN_LUA
 "local rec, ev, ttl = KEYS[1], KEYS[2], ARGV[1]\n"
 "if seen(ev, ARGV[3]) then return 'dup' end\n"
-"local nf, a = tonumber(ARGV[6]), 7\n"
+"local nf, a = tonumber(ARGV[7]), 8\n"
+"local first = (ARGV[5] ~= '') and 'scheduled' or 'queued'\n"
 "if ARGV[2] == '1' then\n"
 "  for i = 1, nf do\n"
 "    local f = ARGV[a]\n"
 "    redis.call((f == 'hops') and 'HSET' or 'HSETNX', rec, f, ARGV[a + 1])\n"
 "    a = a + 2\n"
 "  end\n"
-"  for k = a, #ARGV do redis.call('HSETNX', rec, 'r:' .. ARGV[k], 'queued') end\n"
+"  for k = a, #ARGV do redis.call('HSETNX', rec, 'r:' .. ARGV[k], first) end\n"
 "else\n"
 "  local set = {}\n"
 "  local function put(f, v)\n"
@@ -120,11 +123,13 @@ static const char record_lua[] = SEEN_LUA
 "    end\n"
 "  end\n"
 "  for i = a, a + 2 * nf - 1, 2 do put(ARGV[i], ARGV[i + 1]) end\n"
-"  for k = a + 2 * nf, #ARGV do put('r:' .. ARGV[k], 'queued') end\n"
+"  for k = a + 2 * nf, #ARGV do put('r:' .. ARGV[k], first) end\n"
 "  if #set > 0 then redis.call('HSET', rec, unpack(set)) end\n"
 "end\n"
 "redis.call('RPUSH', ev, ARGV[4])\n"
-"if ARGV[5] ~= '' then redis.call('RPUSH', ev, ARGV[5]) end\n"
+"for i = 5, 6 do\n"
+"  if ARGV[i] ~= '' then redis.call('RPUSH', ev, ARGV[i]) end\n"
+"end\n"
 "redis.call('EXPIRE', rec, ttl)\n"
 "redis.call('EXPIRE', ev, ttl)\n"
 "return 'ok'\n";

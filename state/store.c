@@ -182,6 +182,11 @@ add_fields(struct args *a, const struct mt_record *r)
 	arg_addf(a, "%lld", (long long)r->received_ms);
 	nf += 3;
 	add_field(a, &nf, "by", r->by);
+	if (r->send_at_ms > 0) {
+		arg_add(a, "send_at");
+		arg_addf(a, "%lld", (long long)r->send_at_ms);
+		nf++;
+	}
 	return nf;
 }
 
@@ -197,6 +202,18 @@ receive_fp(const struct mt_record *r, char fp[MT_FP_LEN + 1])
 	free(s);
 }
 
+/*
+ * A held message's keys outlive its wait: the retention counts from the
+ * time it is due, not from submission.
+ */
+static int64_t
+record_ttl(const struct mt_store *st, const struct mt_record *r)
+{
+	int64_t wait = r->send_at_ms - r->received_ms;
+
+	return st->schema.ttl + (wait > 0 ? (wait + 999) / 1000 : 0);
+}
+
 /* Keys and arguments of the record script; -1 when out of memory. */
 static int
 record_args(struct mt_store *st, const struct mt_record *r, int replayed,
@@ -209,10 +226,14 @@ record_args(struct mt_store *st, const struct mt_record *r, int replayed,
 		return -1;
 	keys[0] = mt_key(&st->schema, MT_KEY_RECORD, r->id, strlen(r->id));
 	keys[1] = mt_key(&st->schema, MT_KEY_EVENTS, r->id, strlen(r->id));
-	arg_addf(a, "%ld", st->schema.ttl);
+	arg_addf(a, "%lld", (long long)record_ttl(st, r));
 	arg_add(a, r->id_kept ? "1" : "0");
 	arg_add(a, fp);
 	arg_take(a, mt_record_receive_json(r, fp));
+	if (r->send_at_ms > 0)
+		arg_take(a, mt_record_schedule_event_json(r));
+	else
+		arg_add(a, "");
 	if (replayed)
 		arg_take(a, mt_record_spool_event_json(r,
 		    mt_clock_ms(CLOCK_REALTIME)));
@@ -259,6 +280,25 @@ add_index(struct mt_store *st, struct mt_db_batch *b, enum mt_key_kind kind,
 	free(key);
 }
 
+/* A held message in P"sched" by due time; the key lives as long as it. */
+static int
+add_sched(struct mt_store *st, struct mt_db_batch *b, const struct mt_record *r)
+{
+	char *key = mt_key(&st->schema, MT_KEY_SCHED, NULL, 0);
+
+	if (key == NULL)
+		return -1;
+	mt_db_add(b, key, "ZADD %s %lld %s", key, (long long)r->send_at_ms,
+	    r->id);
+	/* GT alone never sets a first expiry: NX does that. */
+	mt_db_add(b, key, "EXPIRE %s %lld NX", key,
+	    (long long)record_ttl(st, r));
+	mt_db_add(b, key, "EXPIRE %s %lld GT", key,
+	    (long long)record_ttl(st, r));
+	free(key);
+	return 0;
+}
+
 /* The record's own keys, then the index keys, each in its own slot. */
 static void
 build_batch(struct mt_store *st, const struct mt_record *r, char *keys[2],
@@ -276,6 +316,8 @@ build_batch(struct mt_store *st, const struct mt_record *r, char *keys[2],
 		mt_db_add(b, qkey, "SET %s %s EX %ld", qkey, r->id,
 		    st->schema.ttl);
 	free(qkey);
+	if (r->send_at_ms > 0 && add_sched(st, b, r) < 0)
+		b->oom = 1;
 	snprintf(cutoff, sizeof(cutoff), "%lld",
 	    (long long)(now - (int64_t)st->schema.ttl * 1000));
 	add_index(st, b, MT_KEY_FROM, r->sender, r, 0, cutoff);
@@ -372,10 +414,14 @@ stream_receive(struct mt_store *st, struct mt_db_link *l,
 		mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev RECEIVE "
 		    "data %s", key, st->schema.maxlen, v[i]->r->id,
 		    v[i]->a.v[3]);
+		if (v[i]->r->send_at_ms > 0)
+			mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev "
+			    "SCHEDULE data %s", key, st->schema.maxlen,
+			    v[i]->r->id, v[i]->a.v[4]);
 		if (v[i]->replayed)
 			mt_db_add(&b, key, "XADD %s MAXLEN ~ %ld * id %s ev "
 			    "SPOOL data %s", key, st->schema.maxlen,
-			    v[i]->r->id, v[i]->a.v[4]);
+			    v[i]->r->id, v[i]->a.v[5]);
 	}
 	if (b.n > 0) {
 		mt_db_add(&b, key, "EXPIRE %s %ld", key, st->schema.ttl);

@@ -180,6 +180,35 @@ def main():
         tid5 = h.wait_for(lambda: red.client().get("mt:qid:" + s5.qid), 10, "record")
         run_cli(milter.conf, "trace", tid5)
 
+        heading("Demo 6: scheduled for eight seconds from now (Deferred-Delivery:)")
+        due = int(time.time()) + 8
+        subj6 = "Demo 6: do not deliver before"
+        s6 = h.smtp_send(pf.port, "alice@example.org", ["bob@example.net"],
+                         h.make_message("Alice <alice@example.org>", "bob@example.net",
+                                        subj6, extra_headers=[
+                                            "Deferred-Delivery: " + time.strftime(
+                                                "%a, %d %b %Y %H:%M:%S +0000",
+                                                time.gmtime(due))]))
+        print("  queue id %s, due %s; in Postfix's hold queue until then:"
+              % (s6.qid, time.strftime("%H:%M:%S", time.gmtime(due))))
+        ns = ["nsenter", "-t", str(pf.master_pid), "-m", "--", CLI, "-c", milter.conf]
+        print(subprocess.run(ns + ["schedule", "list"], capture_output=True,
+                             text=True, timeout=60).stdout.rstrip())
+        watcher = subprocess.Popen(ns + ["schedule", "release", "--watch"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            msg = sink.by_subject(subj6, timeout=30)
+        finally:
+            watcher.terminate()
+            released = watcher.communicate(timeout=30)[1]
+        print("  the watcher:", released.strip())
+        print("  arrived at the sink %.2f s after its time" % (msg.arrived - due))
+        pf.wait_drained(60)
+        subprocess.run([CLI, "-c", milter.conf, "logwatch", "--once", "--no-state",
+                        pf.maillog], capture_output=True, timeout=60)
+        run_cli(milter.conf, "trace", s6.qid)
+
         heading("The milter's log lines")
         for line in milter.lines():
             if "store=" in line or line.lstrip().startswith("{"):

@@ -1,7 +1,8 @@
 /*
  * Postfix log lines: the parser must return one of its kinds for any bytes,
  * stay in its fixed buffers, hand out only clean text (no controls) that
- * makes valid event JSON, and nothing at all of a line from a foreign tag.
+ * makes valid event JSON, and nothing at all of a line from a foreign tag;
+ * a requeue (pickup's orig_id=) is two plain queue IDs from pickup.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,8 +33,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum mt_dlv_kind rc = mt_dlv_parse((const char *)data, size,
 	    1795302000000LL, names, 2, &d);
 
-	if (rc < MT_DLV_BAD || rc > MT_DLV_FOREIGN)
+	if (rc < MT_DLV_BAD || rc > MT_DLV_REQUEUE)
 		abort();
+	if (rc == MT_DLV_REQUEUE) {	/* two queue IDs, nothing else */
+		check_clean(d.qid, sizeof(d.qid));
+		check_clean(d.orig_qid, sizeof(d.orig_qid));
+		if (d.qid[0] == '\0' || d.orig_qid[0] == '\0' ||
+		    d.orig_qid[strspn(d.orig_qid, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz")] != '\0' || d.rcpt[0] != '\0')
+			abort();
+		check_clean(d.service, sizeof(d.service));
+		return 0;
+	}
 	if (rc == MT_DLV_FOREIGN && (d.qid[0] != '\0' || d.rcpt[0] != '\0'))
 		abort();	/* nothing of a foreign line may be used */
 	if (rc != MT_DLV_RESULT)

@@ -33,7 +33,8 @@ KV_LOG_RE = re.compile(
     r"id=(?P<id>\S+), from=<(?P<sender>.*)>, nrcpt=(?P<nrcpt>\d+), "
     r"client=(?P<client_name>.*?)\[(?P<client_ip>[^\[\]]*)\], "
     r"geo=(?P<geo>-|-?\d+(\.\d+)?,-?\d+(\.\d+)?), cc=(?P<cc>-|[A-Z]{2}), "
-    r"hops=(?P<hops>\d+), store=(?P<store>redis|spool)$")
+    r"hops=(?P<hops>\d+), store=(?P<store>redis|spool)"
+    r"(, hold=until (?P<hold>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ))?$")
 
 _cleanups = []
 _cleanup_lock = threading.Lock()
@@ -296,6 +297,7 @@ class Sink:
         self.server.server_close()
 
     def _add(self, msg):
+        msg.arrived = time.time()       # wall clock, as Deferred-Delivery is
         with self.cond:
             self.messages.append(msg)
             self.cond.notify_all()

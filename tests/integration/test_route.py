@@ -166,6 +166,15 @@ class RouteTest(unittest.TestCase):
         # Six recipients resolved one by one: weights 1:2:3 use every route.
         for name in ("r1", "r2", "r3"):
             self.assertIn("service=postfix-%s/smtp" % name, r.stdout, r.stdout)
+        # Each SEND names its route, the route's outbound address and the
+        # server that took the message: sent when, by which server.
+        tid = self.rc.get("mt:qid:" + sent.qid)
+        sends = [e for e in harness.events(self.rc, tid) if e["ev"] == "SEND"]
+        self.assertEqual(len(sends), 6)
+        for e in sends:
+            self.assertEqual(e["route_ip"], "127.0.0.1" + e["route"][1], e)
+            self.assertRegex(e["relay"], r"^127\.0\.0\.1\[127\.0\.0\.1\]:\d+$")
+        self.assertEqual({e["route"] for e in sends}, {"r1", "r2", "r3"})
         pf.stop()
         self.assertEqual(milter.stop(), 0)
 

@@ -68,6 +68,7 @@ defaults_follow_the_product_contract(void **state)
 	assert_true(mt_cidr_list_match_text(&c->internal, "::1"));
 	assert_false(mt_cidr_list_match_text(&c->internal, "192.0.2.1"));
 	assert_int_equal(c->track_inbound, 1);
+	assert_int_equal(c->max_deferral_s, 30 * 86400);
 	assert_null(c->redis_cluster);
 	mt_config_unref(c);
 }
@@ -89,6 +90,32 @@ redis_modes_and_track_inbound(void **state)
 	assert_non_null(strstr(err, "RedisCluster and RedisSentinel"));
 	assert_null(load_text("TrackInbound maybe\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "TrackInbound"));
+}
+
+static void
+max_deferral_takes_postfix_times(void **state)
+{
+	static const struct { const char *v; long s; } ok[] = {
+		{ "12h", 12 * 3600 }, { "90m", 5400 }, { "2w", 14 * 86400 },
+		{ "7", 7 * 86400 }, { "366d", 366 * 86400 }, { "60s", 60 },
+	};
+	static const char *const bad[] = {
+		"0d", "30x", "d", "-1d", "30dd", "59s", "367d", "99999999999",
+	};
+	char text[64], err[512];
+	struct mt_config *c;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "MaxDeferral %s\n", ok[i].v);
+		assert_non_null(c = load_text(text, err, sizeof(err)));
+		assert_int_equal(c->max_deferral_s, ok[i].s);
+		mt_config_unref(c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "MaxDeferral %s\n", bad[i]);
+		assert_null(load_text(text, err, sizeof(err)));
+		assert_non_null(strstr(err, "MaxDeferral"));
+	}
 }
 
 static void
@@ -185,6 +212,7 @@ main(void)
 		cmocka_unit_test(defaults_follow_the_product_contract),
 		cmocka_unit_test(keys_and_comments_are_read),
 		cmocka_unit_test(redis_modes_and_track_inbound),
+		cmocka_unit_test(max_deferral_takes_postfix_times),
 		cmocka_unit_test(errors_name_file_and_line),
 		cmocka_unit_test(readable_secret_key_is_refused),
 		cmocka_unit_test(missing_secret_key_is_an_error_only_for_the_daemon),

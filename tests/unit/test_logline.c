@@ -165,6 +165,31 @@ expired_message_line_covers_every_recipient(void **state)
 	assert_string_equal(mt_dlv_event_name(d.status), "BOUNCE");
 }
 
+/* postsuper -r: pickup names the old queue ID of the new queue file. */
+static void
+requeue_by_pickup_links_the_new_queue_id_to_the_old(void **state)
+{
+	struct mt_dlv d;
+
+	assert_int_equal(parse("Dec  2 16:46:16 h postfix/pickup[28650]: "
+	    "0305A106043: uid=102 from=<alice@site.test> orig_id=AE2A51060F3",
+	    &d), MT_DLV_REQUEUE);
+	assert_string_equal(d.qid, "0305A106043");
+	assert_string_equal(d.orig_qid, "AE2A51060F3");
+	/* A plain submission has no orig_id; a sender cannot fake one. */
+	assert_int_equal(parse("Dec  2 16:46:16 h postfix/pickup[1]: Q2: "
+	    "uid=0 from=<root>", &d), MT_DLV_OTHER);
+	assert_int_equal(parse("Dec  2 16:46:16 h postfix/pickup[1]: Q2: "
+	    "uid=0 from=<x orig_id=VICTIM@y>", &d), MT_DLV_OTHER);
+	/* Only pickup of a name we believe says so. */
+	assert_int_equal(parse("Dec  2 16:46:16 h postfix/smtpd[1]: Q2: "
+	    "uid=0 from=<a> orig_id=VICTIM", &d), MT_DLV_OTHER);
+	assert_int_equal(parse("Dec  2 16:46:16 h evil/pickup[1]: Q2: "
+	    "uid=0 from=<a> orig_id=VICTIM", &d), MT_DLV_OTHER);
+	assert_int_equal(parse("Dec  2 16:46:16 h postfix/pickup[1]: Q2: "
+	    "uid=0 from=<a> orig_id=", &d), MT_DLV_OTHER);
+}
+
 static void
 other_postfix_lines_are_not_results(void **state)
 {
@@ -429,6 +454,7 @@ main(void)
 		cmocka_unit_test(unclosed_quote_or_group_is_unreadable),
 		cmocka_unit_test(forged_tags_are_foreign_and_give_nothing),
 		cmocka_unit_test(every_delivery_program_of_every_listed_name_counts),
+		cmocka_unit_test(requeue_by_pickup_links_the_new_queue_id_to_the_old),
 		cmocka_unit_test(multi_instance_name_counts_only_when_listed),
 	};
 

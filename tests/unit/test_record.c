@@ -43,6 +43,7 @@ fill(struct mt_record *r)
 	r->hop_path = strdup("[{\"n\":1,\"ip\":\"192.0.2.7\"}]");
 	r->size = 12345;
 	r->received_ms = 1700000000123;
+	r->send_at_ms = 1700000600000;
 	r->by = strdup("mta1.example.org");
 }
 
@@ -75,6 +76,7 @@ round_trip_keeps_every_field(void **state)
 	assert_string_equal(b.hop_path, a.hop_path);
 	assert_int_equal(b.size, 12345);
 	assert_int_equal(b.received_ms, 1700000000123);
+	assert_int_equal(b.send_at_ms, 1700000600000);
 	assert_string_equal(b.by, a.by);
 	assert_int_equal(mt_record_check(&b, err, sizeof(err)), 0);
 	free(s);
