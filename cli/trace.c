@@ -109,7 +109,14 @@ event_row(struct cli_table *t, json_t *ev)
 			cli_buf_add(&b, " ", 1);
 		cli_buf_escape(&b, key, strlen(key));
 		cli_buf_add(&b, "=", 1);
-		add_value(&b, v);
+		/* Times in an event's details (RELEASE's due, SPOOL's
+		 * spooled) read like its own. */
+		if ((strcmp(key, "due") == 0 || strcmp(key, "spooled") == 0) &&
+		    json_is_integer(v) && json_ms(v, &ms) == 0) {
+			cli_time_ms(when, ms);
+			cli_buf_add(&b, when, strlen(when));
+		} else
+			add_value(&b, v);
 	}
 	cli_table_safe(t, b.s ? b.s : "");
 	cli_buf_free(&b);

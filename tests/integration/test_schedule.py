@@ -188,6 +188,8 @@ class ScheduledSending(Setup, unittest.TestCase):
         self.assertIn("released", self.watcher.text())
         r = ds.cli(self.milter.conf, "trace", tid)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("due=" + time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                             time.gmtime(self.due_a)), r.stdout)
         pos = [r.stdout.find(x) for x in ("RECEIVE", "SCHEDULE", "RELEASE", "SEND")]
         self.assertTrue(all(p >= 0 for p in pos) and pos == sorted(pos), r.stdout)
 
