@@ -124,7 +124,6 @@ scan(struct sched *s)
 	struct mt_sched_entry *e = cli_xmalloc(sizeof(*e));
 	struct cli_output out;
 	char *line, *nl;
-	int rc = 0;
 
 	if (cli_spawn(argv, 0, &out, QUEUE_OUT_MAX, RUN_TIMEOUT_MS, s->c->err,
 	    sizeof(s->c->err)) != 0) {
@@ -162,7 +161,7 @@ scan(struct sched *s)
 	s->q = nq;
 	free(out.s);
 	free(e);
-	return rc;
+	return 0;
 }
 
 /* ---- events ----------------------------------------------------------- */

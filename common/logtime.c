@@ -7,22 +7,10 @@
 #include <time.h>
 
 #include "logtime.h"
-
-struct cur {
-	const char *p, *end;
-};
+#include "cursor.h"
 
 static int
-expect(struct cur *c, char ch)
-{
-	if (c->p >= c->end || *c->p != ch)
-		return -1;
-	c->p++;
-	return 0;
-}
-
-static int
-digits(struct cur *c, int n, int *out)
+digits(struct mt_cur *c, int n, int *out)
 {
 	int v = 0;
 
@@ -37,7 +25,7 @@ digits(struct cur *c, int n, int *out)
 
 /* ".123456" (any number of digits, Dovecot's %{usecs} gives six) */
 static void
-fraction(struct cur *c, int *ms)
+fraction(struct mt_cur *c, int *ms)
 {
 	int scale = 100;
 
@@ -65,7 +53,7 @@ month_of(const char *s)
 
 /* "Z", "+01:00", "-0500"; none leaves *sign 0 (local time). */
 static int
-zone(struct cur *c, int *sign, int *off_s)
+zone(struct mt_cur *c, int *sign, int *off_s)
 {
 	int oh, om;
 
@@ -95,19 +83,19 @@ zone(struct cur *c, int *sign, int *off_s)
  * local, as Dovecot's strftime wrote it.
  */
 static int
-numeric_time(struct cur *c, int64_t *t_ms)
+numeric_time(struct mt_cur *c, int64_t *t_ms)
 {
 	struct tm tm = { 0 };
 	int y, mo, d, h, mi, s, ms, sign, off_s;
 	time_t t;
 
-	if (digits(c, 4, &y) || expect(c, '-') || digits(c, 2, &mo) ||
-	    expect(c, '-') || digits(c, 2, &d))
+	if (digits(c, 4, &y) || mt_cur_expect(c, '-') || digits(c, 2, &mo) ||
+	    mt_cur_expect(c, '-') || digits(c, 2, &d))
 		return -1;
-	if (expect(c, 'T') && expect(c, ' '))
+	if (mt_cur_expect(c, 'T') && mt_cur_expect(c, ' '))
 		return -1;
-	if (digits(c, 2, &h) || expect(c, ':') || digits(c, 2, &mi) ||
-	    expect(c, ':') || digits(c, 2, &s))
+	if (digits(c, 2, &h) || mt_cur_expect(c, ':') || digits(c, 2, &mi) ||
+	    mt_cur_expect(c, ':') || digits(c, 2, &s))
 		return -1;
 	fraction(c, &ms);
 	if (zone(c, &sign, &off_s) || mo < 1 || mo > 12 || d < 1 || d > 31 ||
@@ -134,7 +122,7 @@ numeric_time(struct cur *c, int64_t *t_ms)
  * it closest before now (a log read on Jan 1 may hold Dec 31).
  */
 static int
-syslog_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
+syslog_time(struct mt_cur *c, int64_t now_ms, int64_t *t_ms)
 {
 	struct tm tm = { 0 }, nowtm;
 	time_t now = (time_t)(now_ms / 1000), t;
@@ -143,7 +131,7 @@ syslog_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
 	if (c->end - c->p < 15 || (mon = month_of(c->p)) < 0)
 		return -1;
 	c->p += 3;
-	if (expect(c, ' '))
+	if (mt_cur_expect(c, ' '))
 		return -1;
 	if (c->p < c->end && *c->p == ' ')
 		c->p++;		/* "Dec  2" */
@@ -152,8 +140,9 @@ syslog_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
 			return -1;
 	} else if (digits(c, 1, &d))
 		return -1;
-	if (expect(c, ' ') || digits(c, 2, &h) || expect(c, ':') ||
-	    digits(c, 2, &mi) || expect(c, ':') || digits(c, 2, &s))
+	if (mt_cur_expect(c, ' ') || digits(c, 2, &h) ||
+	    mt_cur_expect(c, ':') ||
+	    digits(c, 2, &mi) || mt_cur_expect(c, ':') || digits(c, 2, &s))
 		return -1;
 	fraction(c, &ms);
 	if (d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
@@ -179,7 +168,7 @@ syslog_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
 int
 mt_log_time(const char **p, const char *end, int64_t now_ms, int64_t *t_ms)
 {
-	struct cur c = { *p, end };
+	struct mt_cur c = { *p, end };
 	int rc;
 
 	if (c.p < c.end && isdigit((unsigned char)*c.p))

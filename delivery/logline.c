@@ -9,42 +9,23 @@
 #include <time.h>
 
 #include "delivery.h"
+#include "../common/cursor.h"
 #include "../common/logtime.h"
 #include "../common/text.h"
 
-struct cur {
-	const char *p, *end;
-};
-
-static int
-at(const struct cur *c, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	return (size_t)(c->end - c->p) >= n && memcmp(c->p, lit, n) == 0;
-}
-
-static int
-expect(struct cur *c, char ch)
-{
-	if (c->p >= c->end || *c->p != ch)
-		return -1;
-	c->p++;
-	return 0;
-}
-
 /* Timestamp, host and "tag[pid]: "; the tag without [pid] into service. */
 static int
-line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d,
+line_prefix(struct mt_cur *c, int64_t now_ms, struct mt_dlv *d,
     const char **tag, size_t *tag_len)
 {
 	const char *q;
 
-	if (mt_log_time(&c->p, c->end, now_ms, &d->t_ms) || expect(c, ' '))
+	if (mt_log_time(&c->p, c->end, now_ms, &d->t_ms) ||
+	    mt_cur_expect(c, ' '))
 		return -1;
 	while (c->p < c->end && *c->p != ' ')	/* host */
 		c->p++;
-	if (expect(c, ' '))
+	if (mt_cur_expect(c, ' '))
 		return -1;
 	*tag = c->p;
 	while (c->p < c->end && *c->p != ' ' && *c->p != ':' && *c->p != '[')
@@ -59,7 +40,7 @@ line_prefix(struct cur *c, int64_t now_ms, struct mt_dlv *d,
 			return -1;
 		c->p = q + 1;
 	}
-	if (!at(c, ": "))
+	if (!mt_cur_at(c, ": "))
 		return -1;
 	c->p += 2;
 	return 0;
@@ -118,7 +99,7 @@ trusted_daemon(const char *tag, size_t n, char *const *names, size_t n_names,
  * the line's last field.
  */
 static enum mt_dlv_kind
-requeue(struct cur *c, struct mt_dlv *d)
+requeue(struct mt_cur *c, struct mt_dlv *d)
 {
 	static const char key[] = " orig_id=";
 	const char *p = c->end, *q;
@@ -179,7 +160,7 @@ lmtp_session(struct mt_dlv *d)
  * [domain literal]; the first '>' outside both closes the value.
  */
 static int
-skip_angle(struct cur *c)
+skip_angle(struct mt_cur *c)
 {
 	char close = 0;		/* '"' or ']' while inside one */
 
@@ -207,7 +188,7 @@ skip_angle(struct cur *c)
  * units. An unclosed group is a line we cannot read.
  */
 static int
-skip_plain(struct cur *c)
+skip_plain(struct mt_cur *c)
 {
 	int parens = 0, bracket = 0;
 
@@ -221,7 +202,7 @@ skip_plain(struct cur *c)
 				return -1;
 		} else if (*c->p == ')' && parens > 0) {
 			parens--;
-		} else if (parens == 0 && at(c, ", ")) {
+		} else if (parens == 0 && mt_cur_at(c, ", ")) {
 			return 0;
 		}
 	}
@@ -247,7 +228,7 @@ status_of(const char *w, size_t n, enum mt_dlv_status *s)
 /* "WORD" then " (text)" or ", text" to the end of the line: the last
  * field, so whatever the text holds is never read as fields. */
 static int
-status_value(struct cur *c, struct mt_dlv *d)
+status_value(struct mt_cur *c, struct mt_dlv *d)
 {
 	const char *w = c->p, *t;
 	size_t tn;
@@ -256,12 +237,12 @@ status_value(struct cur *c, struct mt_dlv *d)
 		c->p++;
 	if (status_of(w, (size_t)(c->p - w), &d->status))
 		return -1;
-	if (at(c, " (")) {
+	if (mt_cur_at(c, " (")) {
 		t = c->p + 2;
 		tn = (size_t)(c->end - t);
 		if (tn > 0 && t[tn - 1] == ')')
 			tn--;
-	} else if (at(c, ", ")) {
+	} else if (mt_cur_at(c, ", ")) {
 		t = c->p + 2;
 		tn = (size_t)(c->end - t);
 	} else if (c->p == c->end) {
@@ -276,20 +257,20 @@ status_value(struct cur *c, struct mt_dlv *d)
 
 /* "name=" with name in [a-z_]+; 0 and the name, or -1. */
 static int
-field_name(struct cur *c, const char **name, size_t *len)
+field_name(struct mt_cur *c, const char **name, size_t *len)
 {
 	*name = c->p;
 	while (c->p < c->end && (islower((unsigned char)*c->p) || *c->p == '_'))
 		c->p++;
 	*len = (size_t)(c->p - *name);
-	if (*len == 0 || expect(c, '='))
+	if (*len == 0 || mt_cur_expect(c, '='))
 		return -1;
 	return 0;
 }
 
 /* A field's value: the text inside <...>, or the plain text. */
 static int
-field_value(struct cur *c, const char **v, size_t *vn)
+field_value(struct mt_cur *c, const char **v, size_t *vn)
 {
 	if (c->p < c->end && *c->p == '<') {
 		*v = c->p + 1;
@@ -311,17 +292,17 @@ field_value(struct cur *c, const char **v, size_t *vn)
  * (qmgr: "from=<s>, status=expired, returned to sender").
  */
 static enum mt_dlv_kind
-result_fields(struct cur *c, struct mt_dlv *d)
+result_fields(struct mt_cur *c, struct mt_dlv *d)
 {
 	const char *name, *v;
 	size_t nn, vn;
-	int whole = at(c, "from=");
+	int whole = mt_cur_at(c, "from=");
 
 	for (int first = 1;; first = 0) {
 		if (!first) {
 			if (c->p >= c->end)	/* no status= */
 				return whole ? MT_DLV_OTHER : MT_DLV_BAD;
-			if (!at(c, ", "))
+			if (!mt_cur_at(c, ", "))
 				return MT_DLV_BAD;
 			c->p += 2;
 		}
@@ -361,7 +342,7 @@ enum mt_dlv_kind
 mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
     char *const *names, size_t n_names, struct mt_dlv *d)
 {
-	struct cur c = { line, line + len };
+	struct mt_cur c = { line, line + len };
 	const char *q, *tag;
 	size_t tag_len;
 	enum mt_dlv_kind k;
@@ -375,14 +356,16 @@ mt_dlv_parse(const char *line, size_t len, int64_t now_ms,
 	q = c.p;
 	while (c.p < c.end && isalnum((unsigned char)*c.p))
 		c.p++;
-	if (c.p == q || (size_t)(c.p - q) >= sizeof(d->qid) || !at(&c, ": "))
+	if (c.p == q || (size_t)(c.p - q) >= sizeof(d->qid) ||
+	    !mt_cur_at(&c, ": "))
 		return MT_DLV_OTHER;	/* "connect from", "warning: ", ... */
 	memcpy(d->qid, q, (size_t)(c.p - q));
 	c.p += 2;
-	if (at(&c, "uid=") && trusted_daemon(tag, tag_len, names, n_names,
+	if (mt_cur_at(&c, "uid=") &&
+	    trusted_daemon(tag, tag_len, names, n_names,
 	    pickup_program, 1))
 		return requeue(&c, d);
-	if (!at(&c, "to=") && !at(&c, "from="))
+	if (!mt_cur_at(&c, "to=") && !mt_cur_at(&c, "from="))
 		return MT_DLV_OTHER;	/* "removed", "message-id=<..>" */
 	k = result_fields(&c, d);
 	if (trusted_daemon(tag, tag_len, names, n_names, delivery_programs,

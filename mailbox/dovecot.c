@@ -12,51 +12,22 @@
 #include <time.h>
 
 #include "dovecot.h"
+#include "../common/cursor.h"
 #include "../common/logtime.h"
 #include "../common/text.h"
 
 #define MARKER "mailtrail: "	/* then "v=" */
 #define U32_MAX 4294967295UL
 
-struct cur {
-	const char *p, *end;
-};
-
-static int
-at(const struct cur *c, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	return (size_t)(c->end - c->p) >= n && memcmp(c->p, lit, n) == 0;
-}
-
-static int
-skip(struct cur *c, const char *lit)
-{
-	if (!at(c, lit))
-		return -1;
-	c->p += strlen(lit);
-	return 0;
-}
-
-static int
-expect(struct cur *c, char ch)
-{
-	if (c->p >= c->end || *c->p != ch)
-		return -1;
-	c->p++;
-	return 0;
-}
-
 /* A timestamp and the space after it; -1 leaves c where it was. */
 static int
-log_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
+log_time(struct mt_cur *c, int64_t now_ms, int64_t *t_ms)
 {
-	struct cur save = *c;
+	struct mt_cur save = *c;
 	int rc;
 
 	rc = mt_log_time(&c->p, c->end, now_ms, t_ms);
-	if (rc == 0 && expect(c, ' ') == 0)
+	if (rc == 0 && mt_cur_expect(c, ' ') == 0)
 		return 0;
 	*c = save;
 	*t_ms = -1;
@@ -68,7 +39,7 @@ log_time(struct cur *c, int64_t now_ms, int64_t *t_ms)
  * what follows, with no space before it. 1 and past it, or 0.
  */
 static int
-dovecot_prefix(struct cur *c)
+dovecot_prefix(struct mt_cur *c)
 {
 	const char *sp = memchr(c->p, ' ', (size_t)(c->end - c->p));
 
@@ -83,14 +54,14 @@ dovecot_prefix(struct cur *c)
  * Dovecot's default syslog ident), or -1.
  */
 static int
-syslog_tag(struct cur *c, int *ours)
+syslog_tag(struct mt_cur *c, int *ours)
 {
 	const char *tag;
 	size_t n;
 
 	while (c->p < c->end && *c->p != ' ')	/* host */
 		c->p++;
-	if (expect(c, ' '))
+	if (mt_cur_expect(c, ' '))
 		return -1;
 	for (tag = c->p; c->p < c->end && *c->p != ' ' && *c->p != ':' &&
 	    *c->p != '['; c->p++)
@@ -105,10 +76,10 @@ syslog_tag(struct cur *c, int *ours)
 			return -1;	/* "[pid]" */
 		while (c->p < c->end && isdigit((unsigned char)*c->p))
 			c->p++;
-		if (expect(c, ']'))
+		if (mt_cur_expect(c, ']'))
 			return -1;
 	}
-	return skip(c, ": ");
+	return mt_cur_skip(c, ": ");
 }
 
 /*
@@ -116,21 +87,22 @@ syslog_tag(struct cur *c, int *ours)
  * *ours (0 for a syslog tag other than dovecot), or 0.
  */
 static int
-find_marker(struct cur *c, int64_t now_ms, int64_t *t_ms, int *ours)
+find_marker(struct mt_cur *c, int64_t now_ms, int64_t *t_ms, int *ours)
 {
 	int timed = log_time(c, now_ms, t_ms) == 0;
-	struct cur word = *c;
+	struct mt_cur word = *c;
 
 	if (dovecot_prefix(&word)) {	/* log_path: no host, no tag */
 		*c = word;
 		*ours = 1;
-		return skip(c, "Info: ") == 0 && at(c, MARKER "v=");
+		return mt_cur_skip(c, "Info: ") == 0 &&
+		    mt_cur_at(c, MARKER "v=");
 	}
 	if (!timed || syslog_tag(c, ours) || !dovecot_prefix(c))
 		return 0;
-	(void)skip(c, "Info: ");	/* syslog leaves it out; stderr to
+	(void)mt_cur_skip(c, "Info: ");	/* syslog leaves it out; stderr to
 					 * journald to syslog keeps it */
-	return at(c, MARKER "v=");
+	return mt_cur_at(c, MARKER "v=");
 }
 
 /* ASCII only, whatever the locale says of bytes >= 0x80. */
@@ -371,12 +343,13 @@ field_value(enum field f, const char *v, size_t vn, struct mt_dove_event *e)
  * box last and running to the end of the line.
  */
 static enum mt_dove_kind
-event_fields(struct cur *c, struct mt_dove_event *e)
+event_fields(struct mt_cur *c, struct mt_dove_event *e)
 {
 	for (int f = 0; f < F_COUNT; f++) {
 		const char *v;
 
-		if ((f > 0 && expect(c, ' ')) || skip(c, field_names[f]))
+		if ((f > 0 && mt_cur_expect(c, ' ')) ||
+		    mt_cur_skip(c, field_names[f]))
 			return MT_DOVE_BAD;
 		for (v = c->p; c->p < c->end && *c->p != ' '; c->p++)
 			;
@@ -391,7 +364,7 @@ enum mt_dove_kind
 mt_dove_parse(const char *line, size_t len, int64_t now_ms,
     struct mt_dove_event *e)
 {
-	struct cur c;
+	struct mt_cur c;
 	int64_t t_ms = -1;
 	int ours = 0;
 	enum mt_dove_kind k;
