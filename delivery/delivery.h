@@ -104,6 +104,8 @@ struct mt_follow {
 	int long_line;		/* discarding the rest of an overlong line */
 	unsigned char head[64];	/* the file's first bytes as we read them */
 	size_t head_len;	/* 0: not taken yet */
+	unsigned char tail[64];	/* the last bytes read, ending at off + len */
+	size_t tail_len;
 	char err[256];
 };
 

@@ -36,6 +36,16 @@ read_state(const char *state, uintmax_t *ino, uintmax_t *off)
 	return n == 2 ? 0 : -1;
 }
 
+/* The bytes just before end (as many as fit): their count, 0 if unreadable. */
+static size_t
+take_tail(int fd, unsigned char *tail, size_t cap, off_t end)
+{
+	size_t want = end < (off_t)cap ? (size_t)end : cap;
+
+	return want > 0 && pread(fd, tail, want, end - (off_t)want) ==
+	    (ssize_t)want ? want : 0;
+}
+
 int
 mt_follow_open(struct mt_follow *f, const char *path, const char *state)
 {
@@ -66,6 +76,7 @@ mt_follow_open(struct mt_follow *f, const char *path, const char *state)
 			return -1;
 		}
 		f->off = (off_t)off;
+		f->tail_len = take_tail(f->fd, f->tail, sizeof(f->tail), f->off);
 	}
 	return 0;
 }
@@ -94,30 +105,59 @@ head_changed(struct mt_follow *f)
 }
 
 /*
- * At EOF: has the path been renamed away (another inode now) or the file
- * truncated below our offset? 1 when the caller should read again.
+ * Truncated and written again past our offset, the new head equal to the
+ * old (the same daemon logging the same event within the same second):
+ * the bytes just before our read position are then no longer the ones we
+ * read there.
  */
 static int
-check_rotation(struct mt_follow *f)
+tail_changed(struct mt_follow *f)
 {
-	struct stat sb, psb;
+	unsigned char now[sizeof(f->tail)];
+	off_t end = f->off + (off_t)f->len;
+
+	if (f->tail_len == 0 || end < (off_t)f->tail_len)
+		return 0;
+	return pread(f->fd, now, f->tail_len, end - (off_t)f->tail_len) ==
+	    (ssize_t)f->tail_len && memcmp(now, f->tail, f->tail_len) != 0;
+}
+
+/*
+ * Truncated in place below our read position, or truncated and rewritten
+ * past it? Asked at EOF and again before the next read after EOF, since
+ * a read at a stale offset would take the new file's bytes for ours.
+ * 1 when it was, and we start again at 0: everything there now is new.
+ */
+static int
+check_truncation(struct mt_follow *f)
+{
+	struct stat sb;
+
+	if (f->path == NULL || fstat(f->fd, &sb) != 0 ||
+	    !(sb.st_size < f->off + (off_t)f->len || head_changed(f) ||
+	    tail_changed(f)))
+		return 0;
+	lseek(f->fd, 0, SEEK_SET);
+	f->off = 0;
+	f->len = 0;
+	f->head_len = 0;
+	f->tail_len = 0;
+	return 1;
+}
+
+/*
+ * At EOF: has the path been renamed away (another inode now)? The old fd
+ * was read to its end just now; 1 when we switched to the new file.
+ */
+static int
+check_rename(struct mt_follow *f)
+{
+	struct stat psb;
 	int fd;
 
-	if (f->path == NULL)
-		return 0;
-	if (fstat(f->fd, &sb) == 0 && (sb.st_size < f->off ||
-	    head_changed(f))) {
-		/* Truncated in place: everything there now is new. */
-		lseek(f->fd, 0, SEEK_SET);
-		f->off = 0;
-		f->len = 0;
-		f->head_len = 0;
-		return 1;
-	}
-	if (stat(f->path, &psb) != 0 ||
+	if (f->path == NULL || stat(f->path, &psb) != 0 ||
 	    (psb.st_ino == f->ino && psb.st_dev == f->dev))
 		return 0;
-	/* Renamed: the old fd was read to its end just now; switch. */
 	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0)
 		return 0;	/* not created yet: try again later */
 	if (fstat(fd, &psb) != 0) {
@@ -131,6 +171,7 @@ check_rotation(struct mt_follow *f)
 	f->off = 0;
 	f->len = 0;	/* a last line without newline is lost with the file */
 	f->head_len = 0;
+	f->tail_len = 0;
 	return 1;
 }
 
@@ -150,6 +191,23 @@ keep_head(struct mt_follow *f, off_t pos, size_t n)
 		n = want - f->head_len;
 	memcpy(f->head + f->head_len, f->buf + f->len, n);
 	f->head_len += n;
+}
+
+/* The last bytes read, the n just read at buf + len included. */
+static void
+keep_tail(struct mt_follow *f, size_t n)
+{
+	size_t cap = sizeof(f->tail), keep;
+
+	if (n >= cap) {
+		memcpy(f->tail, f->buf + f->len + n - cap, cap);
+		f->tail_len = cap;
+		return;
+	}
+	keep = f->tail_len + n > cap ? cap - n : f->tail_len;
+	memmove(f->tail, f->tail + f->tail_len - keep, keep);
+	memcpy(f->tail + keep, f->buf + f->len, n);
+	f->tail_len = keep + n;
 }
 
 static int
@@ -176,6 +234,7 @@ fill(struct mt_follow *f)
 		return -1;
 	}
 	keep_head(f, f->off + (off_t)f->len, (size_t)n);
+	keep_tail(f, (size_t)n);
 	f->eof_seen = n == 0;
 	f->len += (size_t)n;
 	return (int)(n > 0);
@@ -246,11 +305,13 @@ mt_follow_next(struct mt_follow *f, const char **line, size_t *len, int *cut)
 			}
 			return 1;
 		}
+		if (f->eof_seen)
+			check_truncation(f);
 		rc = fill(f);
 		if (rc < 0)
 			return -1;
 		if (rc == 0) {
-			if (check_rotation(f))
+			if (check_truncation(f) || check_rename(f))
 				continue;
 			return 0;
 		}

@@ -166,6 +166,35 @@ truncation_before_our_first_eof_is_still_seen(void **state)
 	every_new_line_comes(&f);
 }
 
+/*
+ * Truncated and rewritten past our offset with the same first bytes as
+ * before (one daemon logging the same event in the same second): the
+ * bytes before our position differ, and that is enough.
+ */
+static void
+truncation_behind_an_unchanged_head_is_still_seen(void **state)
+{
+	struct mt_follow f;
+	char line[100];
+	int i;
+
+	unlink(logp);
+	append(logp, "Dec  2 19:33:06 mt postfix/smtpd[4567]: connect from localhost[127.0.0.1]\n");
+	append(logp, "Dec  2 19:33:06 mt postfix/smtpd[4567]: A1: client=localhost\n");
+	assert_int_equal(mt_follow_open(&f, logp, NULL), 0);
+	assert_non_null(next_line(&f));
+	assert_non_null(next_line(&f));
+	assert_null(next_line(&f));
+	assert_int_equal(truncate(logp, 0), 0);
+	append(logp, "Dec  2 19:33:06 mt postfix/smtpd[4567]: connect from localhost[127.0.0.1]\n");
+	for (i = 0; i < 8; i++) {
+		snprintf(line, sizeof(line), "NEW LINE %d, longer than the old ones\n", i);
+		append(logp, line);
+	}
+	assert_string_equal(next_line(&f), "Dec  2 19:33:06 mt postfix/smtpd[4567]: connect from localhost[127.0.0.1]");
+	every_new_line_comes(&f);
+}
+
 /* A writer without O_APPEND after copytruncate leaves a hole of NULs. */
 static void
 holes_and_blank_lines_are_not_lines(void **state)
@@ -202,6 +231,7 @@ main(void)
 		cmocka_unit_test(rename_rotation_finishes_the_old_file_first),
 		cmocka_unit_test(truncation_starts_again_at_zero_even_when_rewritten_past_us),
 		cmocka_unit_test(truncation_before_our_first_eof_is_still_seen),
+		cmocka_unit_test(truncation_behind_an_unchanged_head_is_still_seen),
 		cmocka_unit_test(holes_and_blank_lines_are_not_lines),
 	};
 
