@@ -1,8 +1,9 @@
 /*
  * Where a message has been: MaxMind-format databases (memory-mapped with
  * libmaxminddb, swapped atomically when a file is replaced), the Received:
- * header parser, and the X-Mailtrail-Hop header format. Library code: it
- * never logs; errors come back in err.
+ * header parser, the X-Mailtrail-Hop header format, and the hop path built
+ * from them by the trust rules. Library code: it never logs; errors come
+ * back in err.
  */
 #ifndef MT_GEO_H
 #define MT_GEO_H
@@ -86,5 +87,45 @@ size_t mt_hop_format(const struct mt_hop *h, char *out, size_t outsize);
 int mt_hop_parse(const char *value, size_t len, struct mt_hop *out);
 /* A JSON array (malloc'd text) of hops for the record's "path" field. */
 char *mt_hop_path_json(const struct mt_hop *hops, size_t n);
+
+/* --- the hop path (path.c) ------------------------------------------------ */
+
+/*
+ * The hop path of one message: what the headers tell (Received:, and
+ * X-Mailtrail-Hop from this site's MTAs upstream) plus the hop mailtrail
+ * sees itself, numbered from the origin.
+ */
+#define MT_PATH_RECEIVED_KEEP 64	/* Received: headers read per message */
+#define MT_PATH_HOPS_MAX 64		/* hops in one path */
+
+struct mt_path {
+	struct mt_received *rx;		/* top (newest) first */
+	size_t nrx, nrx_seen;
+	struct mt_hop *up;		/* X-Mailtrail-Hop from upstream */
+	size_t nup;
+};
+
+struct mt_path_in {
+	const char *client_ip;		/* text, or "local" for pickup */
+	const char *by;
+	const char *daemon_addr;	/* NULL when Postfix did not say */
+	const struct mt_cidr_list *internal, *trusted;
+	const struct mt_cidr_list *site_mtas;	/* NULL: none */
+	struct mt_geo *geo;		/* NULL: no coordinates */
+	int64_t now_ms;
+};
+
+/* Header values in the order they stand, top first; both bounded. */
+void mt_path_note_received(struct mt_path *p, const char *value);
+void mt_path_note_hop(struct mt_path *p, const char *value);
+/*
+ * Builds the whole path, oldest first, into hops (MT_PATH_HOPS_MAX room).
+ * The noted X-Mailtrail-Hop values count only when client_ip is one of
+ * site_mtas. *first_new is the index of the first hop to stamp (the ones
+ * before it came stamped from upstream). Returns the number of hops.
+ */
+size_t mt_path_build(const struct mt_path *p, const struct mt_path_in *in,
+    struct mt_hop *hops, size_t *first_new);
+void mt_path_free(struct mt_path *p);
 
 #endif

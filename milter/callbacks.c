@@ -21,7 +21,6 @@
 #include "../mdn/mdn.h"
 #include "../schedule/schedule.h"
 #include "milter.h"
-#include "path.h"
 #include "receipt.h"
 
 #define HDR_ID MT_MTHDR_ID_HEADER

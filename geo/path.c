@@ -1,15 +1,17 @@
 /*
  * Building the hop path. Received: headers are read top down: each one was
  * written by the host below it, so it is believed only while every host so
- * far lies inside the site (InternalHosts, TrustedRelays, SiteMTAs); the first relay
- * outside is the last trustworthy fact, and everything older is unverified.
+ * far lies inside the site (InternalHosts, TrustedRelays, SiteMTAs); the first
+ * relay outside is the last trustworthy fact, and everything older is
+ * unverified. X-Mailtrail-Hop counts only when a site MTA handed it over.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "path.h"
+#include "../common/cidr.h"
+#include "geo.h"
 
 void
 mt_path_note_received(struct mt_path *p, const char *value)
@@ -56,10 +58,24 @@ inside(const struct mt_path_in *in, const char *ip)
 	    (in->site_mtas && mt_cidr_list_match_text(in->site_mtas, ip));
 }
 
-static int
-stamped_upstream(const struct mt_path *p, const char *ip)
+/*
+ * Upstream hops the path may use: only a site MTA stamps them; from anyone
+ * else (a LAN client too) they are forged and must neither become hops nor
+ * cut the Received: walk short. The sendmail command ("local") is no peer.
+ */
+static size_t
+upstream_hops(const struct mt_path *p, const struct mt_path_in *in)
 {
-	for (size_t i = 0; i < p->nup; i++)
+	if (in->site_mtas == NULL ||
+	    !mt_cidr_list_match_text(in->site_mtas, in->client_ip))
+		return 0;
+	return p->nup;
+}
+
+static int
+stamped_upstream(const struct mt_path *p, size_t nup, const char *ip)
+{
+	for (size_t i = 0; i < nup; i++)
 		if (strcmp(p->up[i].ip, ip) == 0)
 			return 1;
 	return 0;
@@ -78,7 +94,7 @@ by_order(const void *a, const void *b)
  */
 static size_t
 received_hops(const struct mt_path *p, const struct mt_path_in *in,
-    struct mt_hop *out, size_t max)
+    size_t nup, struct mt_hop *out, size_t max)
 {
 	size_t i = 0, n = 0;
 	int trusted = inside(in, in->client_ip);
@@ -91,7 +107,7 @@ received_hops(const struct mt_path *p, const struct mt_path_in *in,
 
 		if (r->ip[0] == '\0')
 			continue;	/* local pickup, "invoked by uid": no hop */
-		if (stamped_upstream(p, r->ip))
+		if (stamped_upstream(p, nup, r->ip))
 			break;		/* a mailtrail MTA of ours was here */
 		h = &out[n++];
 		memset(h, 0, sizeof(*h));
@@ -124,7 +140,7 @@ mt_path_build(const struct mt_path *p, const struct mt_path_in *in,
     struct mt_hop *hops, size_t *first_new)
 {
 	struct mt_hop rx[MT_PATH_HOPS_MAX];
-	size_t n = p->nup, nrx;
+	size_t n = upstream_hops(p, in), nrx;
 	int next = 1;
 	struct mt_hop *h;
 
@@ -135,7 +151,7 @@ mt_path_build(const struct mt_path *p, const struct mt_path_in *in,
 	if (n > 0)
 		next = hops[n - 1].n + 1;
 	*first_new = n;
-	nrx = received_hops(p, in, rx, MT_PATH_HOPS_MAX - 1 - n);
+	nrx = received_hops(p, in, n, rx, MT_PATH_HOPS_MAX - 1 - n);
 	while (nrx > 0) {	/* oldest first */
 		hops[n] = rx[--nrx];
 		hops[n++].n = next++;
