@@ -7,13 +7,17 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -192,6 +196,163 @@ mt_daemon_socket_end(struct mt_socket_guard *g)
 	umask(g->old_umask);
 	close(g->dir_fd);
 	g->dir_fd = -1;
+}
+
+static int
+parse_port(const char *p, size_t n, char *out, size_t outlen)
+{
+	long v = 0;
+
+	if (n == 0 || n >= outlen)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* PORT[@HOST] after "inet:" or "inet6:". */
+static int
+parse_inet(const char *s, int v6, struct mt_listen_addr *a, char *err,
+    size_t errlen)
+{
+	const char *at = strchr(s, '@');
+	const char *host = at ? at + 1 : "";
+	size_t n = strlen(host);
+
+	if (parse_port(s, at ? (size_t)(at - s) : strlen(s), a->port,
+	    sizeof(a->port)) < 0) {
+		snprintf(err, errlen, "the port is not a number 1..65535");
+		return -1;
+	}
+	if (at != NULL && n == 0) {
+		snprintf(err, errlen, "no host after '@'");
+		return -1;
+	}
+	if (host[0] == '[') {
+		if (n < 3 || host[n - 1] != ']') {
+			snprintf(err, errlen, "host \"%s\" lacks its ']'", host);
+			return -1;
+		}
+		host++;
+		n -= 2;
+		v6 = 1;
+	} else if (memchr(host, ':', n) != NULL)
+		v6 = 1;			/* an IPv6 address without brackets */
+	if (n >= sizeof(a->host)) {
+		snprintf(err, errlen, "host name too long");
+		return -1;
+	}
+	memcpy(a->host, host, n);
+	a->host[n] = '\0';
+	a->family = v6 ? AF_INET6 : AF_INET;
+	return 0;
+}
+
+int
+mt_listen_parse(const char *spec, struct mt_listen_addr *a, char *err,
+    size_t errlen)
+{
+	const char *path = NULL;
+
+	memset(a, 0, sizeof(*a));
+	if (strncmp(spec, "unix:", 5) == 0)
+		path = spec + 5;
+	else if (strncmp(spec, "local:", 6) == 0)
+		path = spec + 6;
+	else if (strncmp(spec, "inet:", 5) == 0)
+		return parse_inet(spec + 5, 0, a, err, errlen);
+	else if (strncmp(spec, "inet6:", 6) == 0)
+		return parse_inet(spec + 6, 1, a, err, errlen);
+	else {
+		snprintf(err, errlen, "neither unix:/path nor inet:PORT@HOST");
+		return -1;
+	}
+	if (*path == '\0') {
+		snprintf(err, errlen, "no path");
+		return -1;
+	}
+	if (strlen(path) >= sizeof(a->path)) {
+		snprintf(err, errlen, "path longer than %zu bytes",
+		    sizeof(a->path) - 1);
+		return -1;
+	}
+	a->family = AF_UNIX;
+	memcpy(a->path, path, strlen(path) + 1);
+	return 0;
+}
+
+static int
+bind_unix(const struct mt_listen_addr *a, mode_t mask, int have_user,
+    uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sun;
+	struct mt_socket_guard g;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, a->path, strlen(a->path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		mt_fatal("socket: %s", strerror(errno));
+	mt_daemon_socket_begin(&g, a->path, mask, have_user, uid, gid);
+	/* A stale socket from a crash would make bind fail forever. */
+	if (unlink(a->path) < 0 && errno != ENOENT)
+		mt_fatal("cannot remove old %s: %s", a->path, strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		mt_fatal("cannot bind %s: %s", a->path, strerror(errno));
+	mt_daemon_socket_end(&g);
+	return fd;
+}
+
+static int
+bind_inet(const struct mt_listen_addr *a, const char *spec, const char *what)
+{
+	struct addrinfo hints, *ai;
+	int fd, one = 1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = a->family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &ai);
+	if (rc != 0)
+		mt_fatal("%s %s: %s", what, spec, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		mt_fatal("socket: %s", strerror(errno));
+	/* A restart must not wait for the old connections' TIME_WAIT. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		mt_fatal("setsockopt SO_REUSEADDR: %s", strerror(errno));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		mt_fatal("cannot bind %s %s: %s", what, spec, strerror(errno));
+	freeaddrinfo(ai);
+	return fd;
+}
+
+int
+mt_listen(const char *spec, const struct mt_config *cfg, int have_user,
+    uid_t uid, gid_t gid, const char *what)
+{
+	struct mt_listen_addr a;
+	char err[256];
+	int fd;
+
+	if (mt_listen_parse(spec, &a, err, sizeof(err)) < 0)
+		mt_fatal("bad %s %s: %s", what, spec, err);
+	if (a.family == AF_UNIX)
+		fd = bind_unix(&a, cfg->umask, have_user, uid, gid);
+	else
+		fd = bind_inet(&a, spec, what);
+	if (listen(fd, 128) < 0)
+		mt_fatal("listen on %s: %s", spec, strerror(errno));
+	return fd;
 }
 
 void

@@ -1,6 +1,7 @@
 /*
  * Start-up steps the daemons (mailtrail-milter, mailtrail-routed) share:
- * UserID lookup, socket directories, detaching, the privilege drop. These
+ * UserID lookup, listening sockets and their directories, detaching, the
+ * privilege drop (the life cycle around them is in service.h). These
  * run before serving, so unlike the rest of common/ they end the process
  * (mt_fatal) when the environment is wrong.
  */
@@ -9,6 +10,8 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+
+struct mt_config;
 
 /* "user[:group]" into ids and the user name; 0 or -1 when unknown. */
 int mt_daemon_user(const char *spec, uid_t *uid, gid_t *gid, char *name,
@@ -50,6 +53,34 @@ struct mt_socket_guard {
 void mt_daemon_socket_begin(struct mt_socket_guard *g, const char *path,
     mode_t umask, int have_user, uid_t uid, gid_t gid);
 void mt_daemon_socket_end(struct mt_socket_guard *g);
+
+/*
+ * A listening socket address as mailtrail.conf writes it (Socket,
+ * RouteSocket), in Sendmail's form:
+ *   unix:/path, local:/path     a UNIX socket
+ *   inet:PORT[@HOST]            IPv4; no HOST: every address. A HOST in
+ *                               brackets or with a ':' ([::1], ::1) is IPv6
+ *   inet6:PORT[@HOST]           IPv6; no HOST: every address (::)
+ * PORT is decimal, 1..65535; HOST a numeric address or a name.
+ */
+struct mt_listen_addr {
+	int family;		/* AF_UNIX, AF_INET or AF_INET6 */
+	char path[108];		/* AF_UNIX: sizeof(sun_path) */
+	char host[256];		/* AF_INET*: without brackets, "" = any */
+	char port[6];		/* AF_INET*: digits */
+};
+/* Parses spec into a; 0, or -1 with a reason (without spec) in err. */
+int mt_listen_parse(const char *spec, struct mt_listen_addr *a,
+    char *err, size_t errlen);
+/*
+ * The listening socket for spec: a UNIX socket is made through the socket
+ * guard above (under cfg->umask, owned by the user when have_user); an
+ * inet one with SO_REUSEADDR. what names the setting in messages
+ * ("Socket", "RouteSocket"). Returns the listening descriptor
+ * (close-on-exec) or ends the process.
+ */
+int mt_listen(const char *spec, const struct mt_config *cfg, int have_user,
+    uid_t uid, gid_t gid, const char *what);
 
 /* fork, setsid, chdir /, stdio to /dev/null. */
 void mt_daemon_detach(void);

@@ -1,28 +1,24 @@
 /*
  * mailtrail-routed: answers Postfix's sender_dependent_default_transport_maps
  * lookups over the socketmap protocol with the transport of the route chosen
- * for the delivery. One thread per Postfix connection; a refresher thread
- * reads route health from Redis every second; SIGHUP reloads, SIGTERM stops.
+ * for the delivery: the serving threads. One thread per Postfix connection;
+ * a refresher thread reads route health from Redis every second. Start-up,
+ * reload and signals are common/service.c's, wired in routed_start.c.
  */
 #include <errno.h>
-#include <grp.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/config.h"
-#include "../common/daemon.h"
 #include "../common/log.h"
+#include "../common/service.h"
 #include "../state/db.h"
 #include "../state/schema.h"
 #include "route.h"
@@ -31,76 +27,12 @@
 #define IDLE_TIMEOUT_MS (600 * 1000)	/* Postfix's max_idle is 100s */
 #define MAX_CONNECTIONS 1024
 
-struct routed_rt {
-	struct mt_routes routes;
-	struct mt_selector *sel;
-};
-
-static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mt_config *config_current;
-
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conn_cond = PTHREAD_COND_INITIALIZER;
 static int conn_fds[MAX_CONNECTIONS];
 static size_t conn_count;
 static volatile sig_atomic_t stopping;
 static int listen_fd = -1;
-
-static struct mt_config *
-current_config(void)
-{
-	struct mt_config *c;
-
-	pthread_mutex_lock(&config_lock);
-	c = mt_config_ref(config_current);
-	pthread_mutex_unlock(&config_lock);
-	return c;
-}
-
-static struct routed_rt *
-rt_of(struct mt_config *cfg)
-{
-	return cfg->owner;
-}
-
-static void
-runtime_free(struct mt_config *cfg)
-{
-	struct routed_rt *rt = cfg->owner;
-
-	if (rt == NULL)
-		return;
-	mt_selector_free(rt->sel);
-	mt_routes_free(&rt->routes);
-	free(rt);
-	cfg->owner = NULL;
-}
-
-static int
-runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
-{
-	struct routed_rt *rt = calloc(1, sizeof(*rt));
-
-	if (rt == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	if (mt_routes_load(cfg, &rt->routes, err, errlen) < 0) {
-		free(rt);
-		return -1;
-	}
-	rt->sel = mt_selector_new(&rt->routes, cfg->route_sticky);
-	if (rt->sel == NULL) {
-		mt_routes_free(&rt->routes);
-		free(rt);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	mt_selector_set_health_known(rt->sel, 0);
-	cfg->owner = rt;
-	cfg->on_free = runtime_free;
-	return 0;
-}
 
 /* Logs why no route was usable, at most once a second. */
 static void
@@ -220,8 +152,8 @@ static size_t
 answer(struct conn *c, const struct mt_socketmap_req *req, char *out,
     size_t outlen)
 {
-	struct mt_config *cfg = current_config();
-	struct routed_rt *rt = rt_of(cfg);
+	struct mt_config *cfg = mt_service_config();
+	struct routed_rt *rt = routed_rt_of(cfg);
 	char why[256], data[MT_ROUTE_NAME_MAX + 2];
 	size_t n;
 	int pick;
@@ -394,12 +326,12 @@ static int refresh_stop;
 static void
 refresh_once(struct rlink *k, int *failing)
 {
-	struct mt_config *cfg = current_config();
+	struct mt_config *cfg = mt_service_config();
 	char err[256] = "";
 	int ok;
 
 	ok = rlink_for(k, cfg, err, sizeof(err)) == 0 &&
-	    mt_selector_refresh(rt_of(cfg)->sel, k->l, &k->schema, err,
+	    mt_selector_refresh(routed_rt_of(cfg)->sel, k->l, &k->schema, err,
 	    sizeof(err)) == 0;
 	if (!ok)
 		rlink_failed(k);
@@ -436,36 +368,6 @@ refresh_thread(void *arg)
 	return NULL;
 }
 
-static void
-reload(const char *path)
-{
-	char err[1024];
-	struct mt_config *fresh = mt_config_load(path, 0, err, sizeof(err));
-	struct mt_config *old;
-
-	if (fresh == NULL || runtime_attach(fresh, err, sizeof(err)) < 0) {
-		mt_log(LOG_WARNING, "reload failed, keeping the configuration "
-		    "in service: %s", err);
-		if (fresh)
-			mt_config_unref(fresh);
-		return;
-	}
-	pthread_mutex_lock(&config_lock);
-	old = config_current;
-	mt_selector_copy_states(rt_of(fresh)->sel, rt_of(old)->sel);
-	config_current = fresh;
-	pthread_mutex_unlock(&config_lock);
-	if (strcmp(old->route_socket, fresh->route_socket) != 0)
-		mt_log(LOG_WARNING, "RouteSocket changed to %s: takes effect at "
-		    "the next restart", fresh->route_socket);
-	mt_config_unref(old);
-	mt_log(LOG_INFO, "configuration reloaded from %s: %zu routes", path,
-	    rt_of(fresh)->routes.n);
-	pthread_mutex_lock(&refresh_lock);
-	pthread_cond_signal(&refresh_cond);
-	pthread_mutex_unlock(&refresh_lock);
-}
-
 /* Closes every connection and waits (bounded) for their threads. */
 static void
 drain_connections(void)
@@ -483,42 +385,25 @@ drain_connections(void)
 	pthread_mutex_unlock(&conn_lock);
 }
 
-static void
-usage(void)
+void
+routed_refresh_soon(void)
 {
-	fprintf(stderr, "usage: mailtrail-routed [-c FILE] [-f] [-n]\n"
-	    "  -c FILE  configuration (default %s)\n"
-	    "  -f       stay in the foreground, log to stderr too\n"
-	    "  -n       check the configuration and exit\n", MT_CONFIG_DEFAULT);
-	exit(2);
+	pthread_mutex_lock(&refresh_lock);
+	pthread_cond_signal(&refresh_cond);
+	pthread_mutex_unlock(&refresh_lock);
 }
 
-static void
-serve(const char *path)
+void
+routed_serve(struct mt_service *svc, int fd)
 {
-	sigset_t set;
 	pthread_t acc, ref;
-	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	listen_fd = fd;
 	if (pthread_create(&ref, NULL, refresh_thread, NULL) != 0)
 		mt_fatal("cannot start the health refresher");
 	if (pthread_create(&acc, NULL, accept_thread, NULL) != 0)
 		mt_fatal("cannot start the accept thread");
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			reload(path);
-			continue;
-		}
-		break;
-	}
+	(void)mt_service_wait(svc);
 	stopping = 1;
 	shutdown(listen_fd, SHUT_RDWR);
 	pthread_join(acc, NULL);
@@ -529,67 +414,4 @@ serve(const char *path)
 	pthread_cond_signal(&refresh_cond);
 	pthread_mutex_unlock(&refresh_lock);
 	pthread_join(ref, NULL);
-}
-
-int
-main(int argc, char **argv)
-{
-	const char *path = MT_CONFIG_DEFAULT;
-	int foreground = 0, check = 0, opt, have_user = 0;
-	char err[1024], name[256];
-	uid_t uid = 0;
-	gid_t gid = 0;
-	struct mt_config *cfg;
-
-	while ((opt = getopt(argc, argv, "c:fnh")) != -1) {
-		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'n': check = 1; break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	cfg = mt_config_load(path, 0, err, sizeof(err));
-	if (cfg == NULL || runtime_attach(cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mailtrail-routed: %s\n", err);
-		if (cfg)
-			mt_config_unref(cfg);
-		return 1;
-	}
-	if (check) {
-		printf("%s: configuration OK, %zu routes\n", path,
-		    rt_of(cfg)->routes.n);
-		mt_config_unref(cfg);
-		return 0;
-	}
-	mt_log_open("mailtrail-routed", foreground);
-	if (rt_of(cfg)->routes.n == 0)
-		mt_log(LOG_WARNING, "no Route lines in %s: every lookup "
-		    "answers %s", path, cfg->route_fail_closed ? "TEMP" :
-		    "NOTFOUND");
-	if (cfg->userid) {
-		if (mt_daemon_user(cfg->userid, &uid, &gid, name,
-		    sizeof(name)) < 0)
-			mt_fatal("UserID %s: no such user or group", cfg->userid);
-		have_user = 1;
-	}
-	if (!foreground)
-		mt_daemon_detach();
-	listen_fd = mt_routed_listen(cfg, have_user, uid, gid);
-	if (have_user)
-		mt_daemon_drop(name, uid, gid);
-	config_current = cfg;
-	mt_log(LOG_INFO, "starting: socket %s, %zu routes, redis %s%s, %s",
-	    cfg->route_socket, rt_of(cfg)->routes.n, cfg->redis_cluster ?
-	    "Cluster " : cfg->redis_sentinel ? "via Sentinels " : "",
-	    cfg->redis_cluster ? cfg->redis_cluster : cfg->redis_sentinel ?
-	    cfg->redis_sentinel : cfg->redis_server,
-	    cfg->route_fail_closed ? "fail-closed" : "fail-open");
-	serve(path);
-	mt_log(LOG_INFO, "stopping");
-	mt_config_unref(config_current);
-	closelog();
-	return 0;
 }

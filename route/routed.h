@@ -1,17 +1,35 @@
 /*
- * mailtrail-routed start-up helpers (routed_start.c): the listening
- * socket, the UserID switch and daemon mode. Program code: may exit.
+ * mailtrail-routed's two halves: routed_start.c (main, the runtime each
+ * configuration carries, the service hooks) and routed.c (the serving
+ * threads). Program code: may exit.
  */
 #ifndef MT_ROUTED_H
 #define MT_ROUTED_H
 
-#include <stddef.h>
-#include <sys/types.h>
+#include "../common/config.h"
+#include "route.h"
 
-struct mt_config;
+struct mt_service;
 
-/* The listening socket for RouteSocket under UMask, owned by UserID. */
-int mt_routed_listen(const struct mt_config *cfg, int have_user, uid_t uid,
-    gid_t gid);
+/* What mailtrail-routed hangs on each configuration it has loaded. */
+struct routed_rt {
+	struct mt_routes routes;
+	struct mt_selector *sel;
+};
+
+static inline struct routed_rt *
+routed_rt_of(const struct mt_config *cfg)
+{
+	return cfg->owner;
+}
+
+/*
+ * Serves socketmap lookups on listen_fd with the configuration in service
+ * until mt_service_wait returns, then stops every thread and closes
+ * listen_fd.
+ */
+void routed_serve(struct mt_service *svc, int listen_fd);
+/* Makes the health refresher read Redis now (after a reload). */
+void routed_refresh_soon(void);
 
 #endif

@@ -1,98 +1,114 @@
 /*
- * mailtrail-routed start-up: RouteSocket (unix:/path or inet:PORT@HOST)
- * created under UMask and handed to UserID, then the privilege drop.
+ * mailtrail-routed start-up: the routes and selector each loaded
+ * configuration carries, and the hooks that give common/service.c's
+ * skeleton (options, reload, signals) the routed's own behaviour.
  */
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "../common/config.h"
 #include "../common/daemon.h"
 #include "../common/log.h"
+#include "../common/service.h"
+#include "route.h"
 #include "routed.h"
 
-static int
-listen_unix(const char *path, const struct mt_config *cfg, int have_user,
-    uid_t uid, gid_t gid)
+static void
+runtime_free(struct mt_config *cfg)
 {
-	struct sockaddr_un sun;
-	struct mt_socket_guard g;
-	int fd;
+	struct routed_rt *rt = cfg->owner;
 
-	if (strlen(path) >= sizeof(sun.sun_path))
-		mt_fatal("RouteSocket path too long: %s", path);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		mt_fatal("socket: %s", strerror(errno));
-	mt_daemon_socket_begin(&g, path, cfg->umask, have_user, uid, gid);
-	/* A stale socket from a crash would make bind fail forever. */
-	if (unlink(path) < 0 && errno != ENOENT)
-		mt_fatal("cannot remove old %s: %s", path, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		mt_fatal("cannot bind %s: %s", path, strerror(errno));
-	mt_daemon_socket_end(&g);
-	return fd;
+	if (rt == NULL)
+		return;
+	mt_selector_free(rt->sel);
+	mt_routes_free(&rt->routes);
+	free(rt);
+	cfg->owner = NULL;
 }
 
 static int
-listen_inet(const char *spec)
+runtime_attach(struct mt_config *cfg, char *err, size_t errlen)
 {
-	char port[16], host[256];
-	const char *at = strchr(spec, '@');
-	struct addrinfo hints, *ai;
-	int fd, one = 1, rc;
+	struct routed_rt *rt = calloc(1, sizeof(*rt));
 
-	if (at == NULL || (size_t)(at - spec) >= sizeof(port))
-		mt_fatal("bad RouteSocket inet:%s", spec);
-	memcpy(port, spec, (size_t)(at - spec));
-	port[at - spec] = '\0';
-	snprintf(host, sizeof(host), "%s", at + 1);
-	if (host[0] == '[') {		/* [::1] */
-		size_t n = strlen(host);
-
-		memmove(host, host + 1, n);
-		if (n > 1 && host[n - 2] == ']')
-			host[n - 2] = '\0';
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0)
-		mt_fatal("RouteSocket inet:%s: %s", spec, gai_strerror(rc));
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		mt_fatal("socket: %s", strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		mt_fatal("cannot bind inet:%s: %s", spec, strerror(errno));
-	freeaddrinfo(ai);
-	return fd;
+	if (mt_routes_load(cfg, &rt->routes, err, errlen) < 0) {
+		free(rt);
+		return -1;
+	}
+	rt->sel = mt_selector_new(&rt->routes, cfg->route_sticky);
+	if (rt->sel == NULL) {
+		mt_routes_free(&rt->routes);
+		free(rt);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	mt_selector_set_health_known(rt->sel, 0);
+	cfg->owner = rt;
+	cfg->on_free = runtime_free;
+	return 0;
+}
+
+static void
+describe_routes(const struct mt_config *cfg, char *buf, size_t len)
+{
+	snprintf(buf, len, "%zu routes", routed_rt_of(cfg)->routes.n);
+}
+
+/* Health states carry over by route name until the refresher reads them. */
+static void
+take_over_health(struct mt_config *old, struct mt_config *fresh)
+{
+	mt_selector_copy_states(routed_rt_of(fresh)->sel,
+	    routed_rt_of(old)->sel);
+	routed_refresh_soon();
+}
+
+static const char *
+route_socket_of(const struct mt_config *cfg)
+{
+	return cfg->route_socket;
 }
 
 int
-mt_routed_listen(const struct mt_config *cfg, int have_user, uid_t uid,
-    gid_t gid)
+main(int argc, char **argv)
 {
-	const char *s = cfg->route_socket;
+	struct mt_service svc = {
+		.name = "mailtrail-routed",
+		.need_secret = 0,
+		.attach = runtime_attach,
+		.describe = describe_routes,
+		.on_reload = take_over_health,
+		.socket_of = route_socket_of,
+		.socket_key = "RouteSocket",
+	};
+	struct mt_config *cfg;
 	int fd;
 
-	if (strncmp(s, "unix:", 5) == 0)
-		fd = listen_unix(s + 5, cfg, have_user, uid, gid);
-	else if (strncmp(s, "local:", 6) == 0)
-		fd = listen_unix(s + 6, cfg, have_user, uid, gid);
-	else if (strncmp(s, "inet:", 5) == 0)
-		fd = listen_inet(s + 5);
-	else
-		mt_fatal("bad RouteSocket %s", s);
-	if (listen(fd, 128) < 0)
-		mt_fatal("listen on %s: %s", s, strerror(errno));
-	return fd;
+	mt_service_options(&svc, argc, argv);
+	/* Attached at once: -n checks the Route lines too. */
+	cfg = mt_service_load(&svc, 1);
+	mt_service_begin(&svc, cfg);
+	if (routed_rt_of(cfg)->routes.n == 0)
+		mt_log(LOG_WARNING, "no Route lines in %s: every lookup "
+		    "answers %s", svc.config_path, cfg->route_fail_closed ?
+		    "TEMP" : "NOTFOUND");
+	fd = mt_listen(cfg->route_socket, cfg, svc.have_user,
+	    svc.uid, svc.gid, "RouteSocket");
+	mt_service_drop(&svc);
+	mt_log(LOG_INFO, "starting: socket %s, %zu routes, redis %s%s, %s",
+	    cfg->route_socket, routed_rt_of(cfg)->routes.n, cfg->redis_cluster ?
+	    "Cluster " : cfg->redis_sentinel ? "via Sentinels " : "",
+	    cfg->redis_cluster ? cfg->redis_cluster : cfg->redis_sentinel ?
+	    cfg->redis_sentinel : cfg->redis_server,
+	    cfg->route_fail_closed ? "fail-closed" : "fail-open");
+	mt_service_install(&svc, cfg);
+	routed_serve(&svc, fd);
+	mt_log(LOG_INFO, "stopping");
+	mt_service_end(&svc);
+	return 0;
 }
