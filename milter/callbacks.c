@@ -1,8 +1,9 @@
 /*
- * libmilter callbacks. One connection context (cctx_) holding the
- * configuration it started with, one message context (mctx_) per
- * transaction; both reached through smfi_getpriv because libmilter may run
- * one connection's callbacks on different worker threads.
+ * The milter's callbacks on the engine (engine/engine.h). One connection
+ * context (cctx_) holding the configuration it started with, one message
+ * context (mctx_) per transaction. A connection's callbacks all run on its
+ * loop thread; the record's write runs on a worker (eom_work) and the
+ * answer is made back on the loop (eom_finish).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include "../common/cidr.h"
 #include "../common/log.h"
 #include "../common/mthdr.h"
+#include "../common/service.h"
 #include "../common/text.h"
 #include "../common/trackid.h"
 #include "../mdn/mdn.h"
@@ -46,6 +48,14 @@ struct mt_msg {
 	uint64_t mctx_size;
 	struct mt_path mctx_path;
 	struct mt_receipt mctx_receipt;	/* receipt.c: MDNs, DNT header */
+	/* End of message, between the loop and the worker (eom_*). */
+	struct mt_record mctx_r;
+	struct mt_hop *mctx_hops;
+	size_t mctx_nhops, mctx_first_new;
+	enum mt_store_result mctx_stored;
+	int mctx_res;			/* MT_ENG_* for the MTA */
+	int mctx_tracked, mctx_site_user, mctx_failed;
+	char mctx_qid[64];
 };
 
 struct mt_conn {
@@ -57,7 +67,6 @@ struct mt_conn {
 	char *cctx_daemon_addr;
 	int cctx_internal;		/* InternalHosts or local pickup */
 	int cctx_site;			/* SiteMTAs: may hand us its X-Mailtrail-* */
-	unsigned long cctx_noreply;	/* SMFIP_NR_* agreed with the MTA */
 	struct mt_msg *cctx_msg;
 };
 
@@ -107,74 +116,38 @@ msg_free(struct mt_msg *m)
 	mt_mthdr_free(&m->mctx_mt);
 	mt_path_free(&m->mctx_path);
 	mt_receipt_free(&m->mctx_receipt);
+	free(m->mctx_r.hop_path);
+	free(m->mctx_hops);
 	free(m);
 }
 
 static struct mt_conn *
-conn_of(SMFICTX *ctx)
+conn_of(struct mt_eng_ctx *ctx)
 {
-	return smfi_getpriv(ctx);
+	return mt_eng_getpriv(ctx);
 }
 
 /* The one place where failures become a milter answer. */
-static sfsistat
+static int
 failure_result(const struct mt_config *cfg)
 {
-	return cfg->on_store_failure == MT_FAIL_ACCEPT ? SMFIS_ACCEPT
-	    : SMFIS_TEMPFAIL;
+	return cfg->on_store_failure == MT_FAIL_ACCEPT ? MT_ENG_ACCEPT
+	    : MT_ENG_TEMPFAIL;
 }
 
-static sfsistat
-cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
-    unsigned long f2, unsigned long f3, unsigned long *pf0,
-    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+static int
+cb_connect(struct mt_eng_ctx *ctx, const char *hostname,
+    const struct sockaddr *sa)
 {
-	unsigned long want = SMFIP_NOUNKNOWN | SMFIP_NODATA |
-	    SMFIP_NOEOH | SMFIP_NR_HDR | SMFIP_NR_CONN | SMFIP_NR_HELO |
-	    SMFIP_NR_BODY | SMFIP_NR_MAIL | SMFIP_NR_RCPT;
-
 	struct mt_conn *c = calloc(1, sizeof(*c));
-
-	(void)f2;
-	(void)f3;
-	if (c == NULL)
-		return SMFIS_REJECT;	/* libmilter: fall back to no options */
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
-	    SMFIF_SETSYMLIST);
-	*pf1 = f1 & want;
-	*pf2 = *pf3 = 0;
-	c->cctx_noreply = *pf1;
-	smfi_setpriv(ctx, c);
-	if ((f0 & SMFIF_SETSYMLIST) != 0) {
-		smfi_setsymlist(ctx, SMFIM_CONNECT, (char *)"j {daemon_addr}");
-		smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"{auth_authen}");
-		smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
-	}
-	return SMFIS_CONTINUE;
-}
-
-/* Callbacks answer NOREPLY where the MTA agreed to it: one round trip less. */
-static sfsistat
-next(const struct mt_conn *c, unsigned long nr_flag)
-{
-	return (c && (c->cctx_noreply & nr_flag)) ? SMFIS_NOREPLY
-	    : SMFIS_CONTINUE;
-}
-
-static sfsistat
-cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
-{
-	struct mt_conn *c = conn_of(ctx);
-	const char *by = smfi_getsymval(ctx, (char *)"j");
+	const char *by = mt_eng_macro(ctx, "j");
 	char host[256];
 
-	if (c == NULL)
-		c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		mt_log(LOG_ERR, "out of memory at connect");
-		return SMFIS_TEMPFAIL;
+		return MT_ENG_TEMPFAIL;
 	}
-	c->cctx_cfg = mt_daemon_config();
+	c->cctx_cfg = mt_service_config();
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr,
 		    c->cctx_ip, sizeof(c->cctx_ip));
@@ -186,29 +159,29 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	/* No address means Postfix's own pickup (sendmail command): local. */
 	c->cctx_internal = sa == NULL || (sa->sa_family != AF_INET &&
 	    sa->sa_family != AF_INET6) ||
-	    mt_cidr_list_match(&c->cctx_cfg->internal, sa);
+	    mt_cidr_list_match(&c->cctx_cfg->internal, (struct sockaddr *)sa);
 	/* Only a network peer can be a site MTA: never the sendmail command. */
 	c->cctx_site = sa != NULL && (sa->sa_family == AF_INET ||
 	    sa->sa_family == AF_INET6) &&
-	    mt_cidr_list_match(&c->cctx_cfg->site_mtas, sa);
-	/* libmilter passes "[addr]" when there is no name: Postfix says "unknown". */
+	    mt_cidr_list_match(&c->cctx_cfg->site_mtas, (struct sockaddr *)sa);
+	/* "[addr]" when there is no name: Postfix's logs say "unknown". */
 	if (hostname == NULL || hostname[0] == '[' || hostname[0] == '\0')
-		hostname = (char *)"unknown";
+		hostname = "unknown";
 	c->cctx_name = dup_clean(hostname, NAME_MAX_LEN);
 	if (by == NULL && gethostname(host, sizeof(host)) == 0) {
 		host[sizeof(host) - 1] = '\0';
 		by = host;
 	}
 	c->cctx_by = dup_clean(by ? by : "localhost", NAME_MAX_LEN);
-	by = smfi_getsymval(ctx, (char *)"{daemon_addr}");
+	by = mt_eng_macro(ctx, "{daemon_addr}");
 	if (by)
 		c->cctx_daemon_addr = dup_clean(by, INET6_ADDRSTRLEN);
-	smfi_setpriv(ctx, c);
-	return next(c, SMFIP_NR_CONN);
+	mt_eng_setpriv(ctx, c);
+	return MT_ENG_CONTINUE;
 }
 
-static sfsistat
-cb_helo(SMFICTX *ctx, char *helo)
+static int
+cb_helo(struct mt_eng_ctx *ctx, const char *helo)
 {
 	struct mt_conn *c = conn_of(ctx);
 
@@ -216,17 +189,17 @@ cb_helo(SMFICTX *ctx, char *helo)
 		free(c->cctx_helo);
 		c->cctx_helo = dup_clean(helo, NAME_MAX_LEN);
 	}
-	return next(c, SMFIP_NR_HELO);
+	return MT_ENG_CONTINUE;
 }
 
-static sfsistat
-cb_envfrom(SMFICTX *ctx, char **argv)
+static int
+cb_envfrom(struct mt_eng_ctx *ctx, char **argv)
 {
 	struct mt_conn *c = conn_of(ctx);
-	const char *auth = smfi_getsymval(ctx, (char *)"{auth_authen}");
+	const char *auth = mt_eng_macro(ctx, "{auth_authen}");
 
 	if (c == NULL)
-		return SMFIS_ACCEPT;
+		return MT_ENG_ACCEPT;
 	msg_free(c->cctx_msg);
 	c->cctx_msg = calloc(1, sizeof(struct mt_msg));
 	if (c->cctx_msg == NULL)
@@ -235,20 +208,20 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 	c->cctx_msg->mctx_sender = dup_address(argv[0] ? argv[0] : "<>");
 	if (auth && *auth)
 		c->cctx_msg->mctx_auth = dup_clean(auth, NAME_MAX_LEN);
-	return next(c, SMFIP_NR_MAIL);
+	return MT_ENG_CONTINUE;
 }
 
-static sfsistat
-cb_envrcpt(SMFICTX *ctx, char **argv)
+static int
+cb_envrcpt(struct mt_eng_ctx *ctx, char **argv)
 {
 	struct mt_conn *c = conn_of(ctx);
 	struct mt_msg *m = c ? c->cctx_msg : NULL;
 
 	if (m == NULL || argv[0] == NULL)
-		return next(c, SMFIP_NR_RCPT);
+		return MT_ENG_CONTINUE;
 	m->mctx_rcpt_total++;
 	if (m->mctx_nrcpt == RCPT_KEEP)
-		return next(c, SMFIP_NR_RCPT);
+		return MT_ENG_CONTINUE;
 	if (m->mctx_nrcpt == m->mctx_rcpt_cap) {
 		size_t cap = m->mctx_rcpt_cap ? m->mctx_rcpt_cap * 2 : 4;
 		char **nv = realloc(m->mctx_rcpt, cap * sizeof(*nv));
@@ -261,7 +234,7 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 	m->mctx_rcpt[m->mctx_nrcpt] = dup_address(argv[0]);
 	if (m->mctx_rcpt[m->mctx_nrcpt] != NULL)
 		m->mctx_nrcpt++;
-	return next(c, SMFIP_NR_RCPT);
+	return MT_ENG_CONTINUE;
 }
 
 static void
@@ -312,14 +285,14 @@ note_other_header(struct mt_msg *m, const char *name, const char *value)
 	}
 }
 
-static sfsistat
-cb_header(SMFICTX *ctx, char *name, char *value)
+static int
+cb_header(struct mt_eng_ctx *ctx, const char *name, const char *value)
 {
 	struct mt_conn *c = conn_of(ctx);
 	struct mt_msg *m = c ? c->cctx_msg : NULL;
 
 	if (m == NULL)
-		return next(c, SMFIP_NR_HDR);
+		return MT_ENG_CONTINUE;
 	m->mctx_size += strlen(name) + strlen(value) + 4;
 	switch (mt_mthdr_note(&m->mctx_mt, name)) {
 	case MT_MTHDR_ID:
@@ -338,11 +311,11 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 	}
 	/* Read receipts (receipt.c): Content-Type, Disposition-Notification-To. */
 	mt_receipt_header(&m->mctx_receipt, name, value);
-	return next(c, SMFIP_NR_HDR);
+	return MT_ENG_CONTINUE;
 }
 
-static sfsistat
-cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+static int
+cb_body(struct mt_eng_ctx *ctx, const unsigned char *chunk, size_t len)
 {
 	struct mt_conn *c = conn_of(ctx);
 
@@ -351,20 +324,20 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 		/* Kept (up to MT_MDN_MAX) only when it announces an MDN. */
 		mt_receipt_body(&c->cctx_msg->mctx_receipt, chunk, len);
 	}
-	return next(c, SMFIP_NR_BODY);
+	return MT_ENG_CONTINUE;
 }
 
 /* Deletes every NAME header but the keep-th, last first: indices shift. */
 static void
-strip_headers(SMFICTX *ctx, const char *name, int n, int keep)
+strip_headers(struct mt_eng_ctx *ctx, const char *name, int n, int keep)
 {
 	for (int i = n; i >= 1; i--)
 		if (i != keep)
-			smfi_chgheader(ctx, (char *)name, i, NULL);
+			mt_eng_chgheader(ctx, name, i, NULL);
 }
 
 static void
-add_sender_header(SMFICTX *ctx, const char *raw)
+add_sender_header(struct mt_eng_ctx *ctx, const char *raw)
 {
 	char inner[MT_HDR_LINE_MAX - sizeof(HDR_SENDER ": <>") + 2];
 	char value[MT_HDR_LINE_MAX];
@@ -378,18 +351,19 @@ add_sender_header(SMFICTX *ctx, const char *raw)
 		len--;
 	mt_text_header(inner, sizeof(inner), raw, len);
 	snprintf(value, sizeof(value), "<%s>", inner);
-	smfi_insheader(ctx, 0, (char *)HDR_SENDER, value);
+	mt_eng_insheader(ctx, 0, HDR_SENDER, value);
 }
 
 /* New hops oldest first, each at the top: the newest ends up above. */
 static void
-stamp_hops(SMFICTX *ctx, const struct mt_hop *hops, size_t first, size_t n)
+stamp_hops(struct mt_eng_ctx *ctx, const struct mt_hop *hops, size_t first,
+    size_t n)
 {
 	char value[MT_HDR_LINE_MAX];
 
 	for (size_t i = first; i < n; i++) {
 		mt_hop_format(&hops[i], value, sizeof(value));
-		smfi_insheader(ctx, 0, (char *)HDR_HOP, value);
+		mt_eng_insheader(ctx, 0, HDR_HOP, value);
 	}
 }
 
@@ -401,7 +375,8 @@ stamp_hops(SMFICTX *ctx, const struct mt_hop *hops, size_t first, size_t n)
  * envelope sender.
  */
 static void
-edit_headers(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
+edit_headers(struct mt_eng_ctx *ctx, const struct mt_conn *c,
+    const struct mt_msg *m,
     int tracked, const char *id, const struct mt_hop *hops,
     size_t first_new, size_t nhops)
 {
@@ -423,13 +398,13 @@ edit_headers(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
 	if (!keep_sender)
 		add_sender_header(ctx, m->mctx_sender_raw);
 	if (!kept && id[0])
-		smfi_insheader(ctx, 0, (char *)HDR_ID, (char *)id);
+		mt_eng_insheader(ctx, 0, HDR_ID, id);
 }
 
 /* RequestReadReceipt: ask for an MDN on submissions that did not. */
 static void
-request_receipt(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
-    int site_user)
+request_receipt(struct mt_eng_ctx *ctx, const struct mt_conn *c,
+    const struct mt_msg *m, int site_user)
 {
 	char value[MT_HDR_LINE_MAX];
 	char addr[MT_HDR_LINE_MAX - 40];
@@ -441,7 +416,7 @@ request_receipt(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
 	mt_text_header(addr, sizeof(addr), m->mctx_sender,
 	    strlen(m->mctx_sender));
 	snprintf(value, sizeof(value), "<%s>", addr);
-	smfi_addheader(ctx, (char *)"Disposition-Notification-To", value);
+	mt_eng_addheader(ctx, "Disposition-Notification-To", value);
 }
 
 /* The record borrows the contexts' strings: it is not freed here. */
@@ -509,7 +484,7 @@ build_path(const struct mt_conn *c, struct mt_msg *m, int64_t now,
 /* Gives a submission its ID (kept or new) and stores the record. */
 static int
 track(const struct mt_conn *c, const struct mt_msg *m, struct mt_record *r,
-    enum mt_store_result *stored, sfsistat *res)
+    enum mt_store_result *stored, int *res)
 {
 	const struct mt_config *cfg = c->cctx_cfg;
 	char err[512];
@@ -522,7 +497,7 @@ track(const struct mt_conn *c, const struct mt_msg *m, struct mt_record *r,
 		*res = failure_result(cfg);
 		mt_log(LOG_ERR, "%s: cannot make a tracking ID: OpenSSL failed; "
 		    "%s the message", r->qid,
-		    *res == SMFIS_TEMPFAIL ? "deferring" : "accepting");
+		    *res == MT_ENG_TEMPFAIL ? "deferring" : "accepting");
 		return -1;
 	}
 	*stored = mt_store_put(mt_runtime_of(cfg)->store, r, err, sizeof(err));
@@ -531,23 +506,23 @@ track(const struct mt_conn *c, const struct mt_msg *m, struct mt_record *r,
 	*res = failure_result(cfg);
 	mt_log(LOG_ERR, "%s: id=%s: record neither in Redis nor spooled: %s; "
 	    "%s the message", r->qid, r->id, err,
-	    *res == SMFIS_TEMPFAIL ? "deferring" : "accepting");
+	    *res == MT_ENG_TEMPFAIL ? "deferring" : "accepting");
 	return -1;
 }
 
 /* Over an mthdr bound: a clear refusal rather than a partial strip. */
-static sfsistat
-refuse_flood(SMFICTX *ctx, struct mt_conn *c, const char *qid)
+static int
+refuse_flood(struct mt_eng_ctx *ctx, struct mt_conn *c, const char *qid)
 {
 	mt_log(LOG_NOTICE, "%s: reject: more than %d X-Mailtrail-* headers, "
 	    "%d distinct X-Mailtrail-* names or a name over %d bytes from "
 	    "%s[%s]", qid, MT_MTHDR_TOTAL_MAX, MT_MTHDR_NAMES_MAX,
 	    MT_MTHDR_NAME_LEN, c->cctx_name, c->cctx_ip);
-	smfi_setreply(ctx, (char *)"550", (char *)"5.7.1",
-	    (char *)"too many X-Mailtrail-* header fields");
+	mt_eng_setreply(ctx, "550", "5.7.1",
+	    "too many X-Mailtrail-* header fields");
 	msg_free(c->cctx_msg);
 	c->cctx_msg = NULL;
-	return SMFIS_REJECT;
+	return MT_ENG_REJECT;
 }
 
 /*
@@ -555,7 +530,8 @@ refuse_flood(SMFICTX *ctx, struct mt_conn *c, const char *qid)
  * with the refusal set: the user's client shows the reason.
  */
 static int
-schedule(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
+schedule(struct mt_eng_ctx *ctx, const struct mt_conn *c,
+    const struct mt_msg *m,
     const char *qid, int64_t now, int64_t *send_at)
 {
 	char why[128], text[256], when[32];
@@ -586,7 +562,7 @@ schedule(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
 	}
 	mt_log(LOG_NOTICE, "%s: reject: %s; from=<%s> client=%s[%s]", qid,
 	    text, m->mctx_sender, c->cctx_name, c->cctx_ip);
-	smfi_setreply(ctx, (char *)"554", (char *)"5.6.0", text);
+	mt_eng_setreply(ctx, "554", "5.6.0", text);
 	return -1;
 }
 
@@ -596,87 +572,117 @@ schedule(SMFICTX *ctx, const struct mt_conn *c, const struct mt_msg *m,
  * that is requeued gets another, so the mark no longer matches it).
  */
 static void
-hold(SMFICTX *ctx, const struct mt_record *r)
+hold(struct mt_eng_ctx *ctx, const struct mt_record *r)
 {
 	char mark[256], when[32], reason[96];
 
 	mt_sched_iso(when, sizeof(when), r->send_at_ms);
 	if (mt_sched_hold_format(mark, sizeof(mark), r->send_at_ms / 1000,
 	    r->qid) == 0)
-		smfi_insheader(ctx, 0, (char *)MT_SCHED_HOLD_HEADER, mark);
+		mt_eng_insheader(ctx, 0, MT_SCHED_HOLD_HEADER, mark);
 	snprintf(reason, sizeof(reason), "mailtrail: scheduled until %s", when);
-	if (smfi_quarantine(ctx, reason) != MI_SUCCESS)
+	if (mt_eng_quarantine(ctx, reason) != 0)
 		mt_log(LOG_ERR, "%s: id=%s: cannot put the message on hold "
 		    "(the MTA refused the quarantine action): it is sent now",
 		    r->qid, r->id);
 }
 
-static sfsistat
-cb_eom(SMFICTX *ctx)
+/*
+ * On the worker: the record into Redis or the spool (blocking up to
+ * RedisTimeout and an fsync), then a read receipt's events.
+ */
+static void
+eom_work(struct mt_eng_ctx *ctx)
 {
 	struct mt_conn *c = conn_of(ctx);
-	struct mt_msg *m = c ? c->cctx_msg : NULL;
-	struct mt_record r = { 0 };
-	enum mt_store_result stored = MT_STORE_REDIS;
-	const char *qid = smfi_getsymval(ctx, (char *)"i");
-	char qidbuf[64];
-	struct mt_hop *hops;
-	size_t nhops = 0, first_new = 0;
-	sfsistat res = SMFIS_CONTINUE;
-	int tracked, site_user;
-	int64_t now = mt_clock_ms(CLOCK_REALTIME);
+	struct mt_msg *m = c->cctx_msg;
 
-	if (m == NULL)
-		return SMFIS_CONTINUE;
-	mt_text_header(qidbuf, sizeof(qidbuf), qid ? qid : "NOQUEUE",
-	    qid ? strlen(qid) : 7);
-	if (m->mctx_mt.over && !c->cctx_site)
-		return refuse_flood(ctx, c, qidbuf);
-	/* A site user: a SASL login, or a host of ours that is no relay. */
-	site_user = !m->mctx_kept_index && (m->mctx_auth != NULL ||
-	    (c->cctx_internal && !c->cctx_site));
-	/* Mail from outside too (TrackInbound), with a fresh ID of ours. */
-	tracked = m->mctx_kept_index || c->cctx_internal ||
-	    m->mctx_auth != NULL || c->cctx_cfg->track_inbound;
-	fill_record(&r, c, m, qidbuf, now);
-	r.inbound = !m->mctx_kept_index && !c->cctx_internal &&
-	    m->mctx_auth == NULL;
-	hops = calloc(MT_PATH_HOPS_MAX, sizeof(*hops));
-	if (hops) {
-		nhops = build_path(c, m, now, hops, &first_new);
-		set_origin(&r, hops, nhops);
-		r.hop_path = mt_hop_path_json(hops, nhops);
+	if (m->mctx_tracked && track(c, m, &m->mctx_r, &m->mctx_stored,
+	    &m->mctx_res) < 0 && m->mctx_res == MT_ENG_TEMPFAIL) {
+		m->mctx_failed = 1;
+		return;
 	}
-	/* Deferred-Delivery: only a site user's mail is ever held. */
-	if (site_user && m->mctx_n_dd > 0 &&
-	    schedule(ctx, c, m, qidbuf, now, &r.send_at_ms) < 0) {
-		res = SMFIS_REJECT;
-		goto out;
-	}
-	if (tracked && track(c, m, &r, &stored, &res) < 0 &&
-	    res == SMFIS_TEMPFAIL)
-		goto out;
-	res = SMFIS_CONTINUE;
-	edit_headers(ctx, c, m, tracked, r.id, hops, first_new, nhops);
-	/* Without an ID of ours, nothing would ever release it: send now. */
-	if (r.send_at_ms > 0 && r.id[0] != '\0')
-		hold(ctx, &r);
-	mt_logline(c->cctx_cfg, &r, tracked, stored);
 	/* Read receipts: after the record, and never the message's fate. */
-	request_receipt(ctx, c, m, site_user);
 	mt_receipt_finish(&m->mctx_receipt, c->cctx_cfg,
-	    mt_runtime_of(c->cctx_cfg)->events, qidbuf,
-	    site_user ? m->mctx_sender : NULL);
+	    mt_runtime_of(c->cctx_cfg)->events, m->mctx_qid,
+	    m->mctx_site_user ? m->mctx_sender : NULL);
+}
+
+/* Back on the loop: the headers, the hold, the log line, the answer. */
+static int
+eom_finish(struct mt_eng_ctx *ctx)
+{
+	struct mt_conn *c = conn_of(ctx);
+	struct mt_msg *m = c->cctx_msg;
+	struct mt_record *r = &m->mctx_r;
+	int res = MT_ENG_CONTINUE;
+
+	if (m->mctx_failed) {
+		res = m->mctx_res;
+		goto out;
+	}
+	edit_headers(ctx, c, m, m->mctx_tracked, r->id, m->mctx_hops,
+	    m->mctx_first_new, m->mctx_nhops);
+	/* Without an ID of ours, nothing would ever release it: send now. */
+	if (r->send_at_ms > 0 && r->id[0] != '\0')
+		hold(ctx, r);
+	mt_logline(c->cctx_cfg, r, m->mctx_tracked, m->mctx_stored);
+	request_receipt(ctx, c, m, m->mctx_site_user);
+out:
 	msg_free(m);
 	c->cctx_msg = NULL;
-out:
-	free(r.hop_path);
-	free(hops);
 	return res;
 }
 
-static sfsistat
-cb_abort(SMFICTX *ctx)
+static int
+cb_eom(struct mt_eng_ctx *ctx)
+{
+	struct mt_conn *c = conn_of(ctx);
+	struct mt_msg *m = c ? c->cctx_msg : NULL;
+	struct mt_record *r;
+	const char *qid = mt_eng_macro(ctx, "i");
+	int64_t now = mt_clock_ms(CLOCK_REALTIME);
+
+	if (m == NULL)
+		return MT_ENG_CONTINUE;
+	r = &m->mctx_r;
+	mt_text_header(m->mctx_qid, sizeof(m->mctx_qid), qid ? qid : "NOQUEUE",
+	    qid ? strlen(qid) : 7);
+	if (m->mctx_mt.over && !c->cctx_site)
+		return refuse_flood(ctx, c, m->mctx_qid);
+	/* A site user: a SASL login, or a host of ours that is no relay. */
+	m->mctx_site_user = !m->mctx_kept_index && (m->mctx_auth != NULL ||
+	    (c->cctx_internal && !c->cctx_site));
+	/* Mail from outside too (TrackInbound), with a fresh ID of ours. */
+	m->mctx_tracked = m->mctx_kept_index || c->cctx_internal ||
+	    m->mctx_auth != NULL || c->cctx_cfg->track_inbound;
+	m->mctx_stored = MT_STORE_REDIS;
+	m->mctx_res = MT_ENG_CONTINUE;
+	fill_record(r, c, m, m->mctx_qid, now);
+	r->inbound = !m->mctx_kept_index && !c->cctx_internal &&
+	    m->mctx_auth == NULL;
+	m->mctx_hops = calloc(MT_PATH_HOPS_MAX, sizeof(*m->mctx_hops));
+	if (m->mctx_hops) {
+		m->mctx_nhops = build_path(c, m, now, m->mctx_hops,
+		    &m->mctx_first_new);
+		set_origin(r, m->mctx_hops, m->mctx_nhops);
+		r->hop_path = mt_hop_path_json(m->mctx_hops, m->mctx_nhops);
+	}
+	/* Deferred-Delivery: only a site user's mail is ever held. */
+	if (m->mctx_site_user && m->mctx_n_dd > 0 &&
+	    schedule(ctx, c, m, m->mctx_qid, now, &r->send_at_ms) < 0) {
+		msg_free(m);
+		c->cctx_msg = NULL;
+		return MT_ENG_REJECT;
+	}
+	if (mt_eng_defer(ctx, eom_work, eom_finish) == 0)
+		return MT_ENG_PENDING;
+	eom_work(ctx);
+	return eom_finish(ctx);
+}
+
+static void
+cb_abort(struct mt_eng_ctx *ctx)
 {
 	struct mt_conn *c = conn_of(ctx);
 
@@ -684,16 +690,15 @@ cb_abort(SMFICTX *ctx)
 		msg_free(c->cctx_msg);
 		c->cctx_msg = NULL;
 	}
-	return SMFIS_CONTINUE;
 }
 
-static sfsistat
-cb_close(SMFICTX *ctx)
+static void
+cb_close(struct mt_eng_ctx *ctx)
 {
 	struct mt_conn *c = conn_of(ctx);
 
 	if (c == NULL)
-		return SMFIS_CONTINUE;
+		return;
 	msg_free(c->cctx_msg);
 	free(c->cctx_name);
 	free(c->cctx_helo);
@@ -702,22 +707,32 @@ cb_close(SMFICTX *ctx)
 	if (c->cctx_cfg)
 		mt_config_unref(c->cctx_cfg);
 	free(c);
-	smfi_setpriv(ctx, NULL);
-	return SMFIS_CONTINUE;
+	mt_eng_setpriv(ctx, NULL);
 }
 
-struct smfiDesc mt_milter_desc = {
-	.xxfi_name = (char *)"mailtrail",
-	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
-	.xxfi_connect = cb_connect,
-	.xxfi_helo = cb_helo,
-	.xxfi_envfrom = cb_envfrom,
-	.xxfi_envrcpt = cb_envrcpt,
-	.xxfi_header = cb_header,
-	.xxfi_body = cb_body,
-	.xxfi_eom = cb_eom,
-	.xxfi_abort = cb_abort,
-	.xxfi_close = cb_close,
-	.xxfi_negotiate = cb_negotiate,
+/*
+ * What we ask of the MTA: header edits and the hold queue; no replies to
+ * the steps whose answer is always "continue", and none of the steps we
+ * do not read; the macros we use, at the stage they are set.
+ */
+const struct mt_eng_filter mt_milter_filter = {
+	.actions = MT_ENG_F_ADDHDRS | MT_ENG_F_CHGHDRS | MT_ENG_F_QUARANTINE |
+	    MT_ENG_F_SETSYMLIST,
+	.protocol = MT_ENG_P_NOUNKNOWN | MT_ENG_P_NODATA | MT_ENG_P_NOEOH |
+	    MT_ENG_P_NR_HDR | MT_ENG_P_NR_CONN | MT_ENG_P_NR_HELO |
+	    MT_ENG_P_NR_BODY | MT_ENG_P_NR_MAIL | MT_ENG_P_NR_RCPT,
+	.symlist = {
+		[MT_ENG_AT_CONNECT] = "j {daemon_addr}",
+		[MT_ENG_AT_MAIL] = "{auth_authen}",
+		[MT_ENG_AT_EOM] = "i",
+	},
+	.connect = cb_connect,
+	.helo = cb_helo,
+	.envfrom = cb_envfrom,
+	.envrcpt = cb_envrcpt,
+	.header = cb_header,
+	.body = cb_body,
+	.eom = cb_eom,
+	.abort = cb_abort,
+	.close = cb_close,
 };

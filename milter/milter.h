@@ -1,13 +1,13 @@
 /*
  * The daemon's internals shared between its files: the configuration in
- * service (swapped on SIGHUP), the libmilter callback table and the log line.
+ * service (swapped on SIGHUP), the engine's filter (callbacks.c) and the log
+ * line.
  */
 #ifndef MT_MILTER_H
 #define MT_MILTER_H
 
-#include <libmilter/mfapi.h>
-
 #include "../common/config.h"
+#include "../engine/engine.h"
 #include "../geo/geo.h"
 #include "../state/record.h"
 #include "../state/store.h"
@@ -21,15 +21,13 @@ struct mt_runtime {
 	struct mt_events *events;	/* read receipts (receipt.c) */
 };
 
-/* A reference to the configuration in service; mt_config_unref when done. */
-struct mt_config *mt_daemon_config(void);
 static inline struct mt_runtime *
 mt_runtime_of(const struct mt_config *cfg)
 {
 	return cfg->owner;
 }
 
-extern struct smfiDesc mt_milter_desc;
+extern const struct mt_eng_filter mt_milter_filter;
 
 /* The one line per accepted message, kv or json as configured. */
 void mt_logline(const struct mt_config *cfg, const struct mt_record *r,

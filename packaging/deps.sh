@@ -7,7 +7,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang-14 libclang-rt-14-dev
-libmilter-dev libhiredis-dev libmaxminddb-dev libssl-dev libjansson-dev
+libevent-dev libhiredis-dev libmaxminddb-dev libssl-dev libjansson-dev
 libcmocka-dev libgmime-3.0-dev postfix redis-server redis-sentinel redis-tools swaks miltertest dnsmasq-base
 libmaxmind-db-writer-perl mmdb-bin python3 python3-redis util-linux
 iproute2 procps strace opendkim opendkim-tools python3-dkim
