@@ -721,9 +721,17 @@ const struct mt_eng_filter mt_milter_filter = {
 	.protocol = MT_ENG_P_NOUNKNOWN | MT_ENG_P_NODATA | MT_ENG_P_NOEOH |
 	    MT_ENG_P_NR_HDR | MT_ENG_P_NR_CONN | MT_ENG_P_NR_HELO |
 	    MT_ENG_P_NR_BODY | MT_ENG_P_NR_MAIL | MT_ENG_P_NR_RCPT,
+	/*
+	 * Empty lists matter: Postfix's default RCPT macros include
+	 * {rcpt_mailer}, a resolver query for every recipient.
+	 */
 	.symlist = {
 		[MT_ENG_AT_CONNECT] = "j {daemon_addr}",
+		[MT_ENG_AT_HELO] = "",
 		[MT_ENG_AT_MAIL] = "{auth_authen}",
+		[MT_ENG_AT_RCPT] = "",
+		[MT_ENG_AT_DATA] = "",
+		[MT_ENG_AT_EOH] = "",
 		[MT_ENG_AT_EOM] = "i",
 	},
 	.connect = cb_connect,

@@ -143,12 +143,14 @@ cb_close(struct mt_eng_ctx *ctx)
 }
 
 static const struct mt_eng_filter floor_filter = {
-	.actions = MT_ENG_F_ADDHDRS,
+	.actions = MT_ENG_F_ADDHDRS | MT_ENG_F_SETSYMLIST,
 	/* mailtrail-milter's steps; every reply the MTA lets us skip, skipped. */
 	.protocol = MT_ENG_P_NOUNKNOWN | MT_ENG_P_NODATA | MT_ENG_P_NOEOH |
 	    MT_ENG_P_NR_CONN | MT_ENG_P_NR_HELO | MT_ENG_P_NR_MAIL |
 	    MT_ENG_P_NR_RCPT | MT_ENG_P_NR_DATA | MT_ENG_P_NR_UNKN |
 	    MT_ENG_P_NR_HDR | MT_ENG_P_NR_EOH | MT_ENG_P_NR_BODY,
+	/* No macros: Postfix looks up none for us. */
+	.symlist = { "", "", "", "", "", "", "" },
 	.envfrom = cb_envfrom,
 	.header = cb_header,
 	.eom = cb_eom,
