@@ -17,6 +17,7 @@
 #include "../common/config.h"
 #include "../delivery/delivery.h"
 #include "../route/route.h"
+#include "../geo/geo.h"
 #include "../state/events.h"
 
 #define BATCH 512
@@ -39,6 +40,8 @@ struct lw {
 	char **names;			/* syslog names whose results count */
 	size_t n_names, n_own;		/* the last n_own are malloc'd */
 	struct mt_routes routes;	/* Route lines: which service is which */
+	struct mt_geo *geo;		/* GeoDB: destinations' places, or NULL */
+	int64_t geo_checked;		/* monotonic ms of the last refresh */
 	off_t saved_off;		/* what the state file says */
 	ino_t saved_ino;
 	struct lw_counts k;
@@ -214,6 +217,34 @@ name_route(const struct lw *w, struct mt_dlv *d)
 	}
 }
 
+/*
+ * Where the receiving server is, when the GeoDB knows its address. Files
+ * an updater replaced are taken up within a minute, as the milter does.
+ */
+static void
+place(struct lw *w, struct mt_dlv *d)
+{
+	struct mt_geo_loc loc;
+	int64_t now = mt_clock_ms(CLOCK_MONOTONIC);
+	char err[256];
+
+	if (w->geo != NULL && now - w->geo_checked >= 60000) {
+		w->geo_checked = now;
+		if (mt_geo_refresh(w->geo, 0, err, sizeof(err)) < 0)
+			fprintf(stderr, "mailtrail logwatch: GeoDB: cannot open "
+			    "the new file, keeping the old one: %s\n", err);
+	}
+	d->have_place = 0;
+	if (w->geo == NULL || d->ip[0] == '\0' ||
+	    mt_geo_lookup(w->geo, d->ip, &loc) != 1 || !loc.found)
+		return;
+	d->have_place = 1;
+	d->lat = loc.lat;
+	d->lon = loc.lon;
+	snprintf(d->cc, sizeof(d->cc), "%s", loc.cc);
+	snprintf(d->city, sizeof(d->city), "%s", loc.city);
+}
+
 static void
 take_line(struct lw *w, const char *line, size_t len, int cut)
 {
@@ -239,6 +270,7 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
 	}
 	w->k.results += r == MT_DLV_RESULT;
 	name_route(w, d);
+	place(w, d);
 	mt_events_fingerprint(line, len, w->fp[w->n]);
 	w->n++;
 }
@@ -379,6 +411,11 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 	w.ev = mt_events_new(c->cfg, c->err, sizeof(c->err));
 	if (w.ev == NULL)
 		return cli_fail(c);
+	if (c->cfg->n_geodb > 0 && (w.geo = mt_geo_open(c->cfg->geodb,
+	    c->cfg->n_geodb, c->err, sizeof(c->err))) == NULL) {
+		mt_events_free(w.ev);
+		return cli_fail(c);
+	}
 	w.dlv = calloc(BATCH, sizeof(*w.dlv));
 	w.fp = calloc(BATCH, sizeof(*w.fp));
 	rc = CLI_FAIL;
@@ -401,5 +438,6 @@ out:
 	free_names(&w);
 	mt_routes_free(&w.routes);
 	mt_events_free(w.ev);
+	mt_geo_free(w.geo);
 	return rc;
 }

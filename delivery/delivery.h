@@ -47,6 +47,14 @@ struct mt_dlv {
 	 * syslog_name (postfix-NAME) logged the line, and its address. */
 	char route[MT_DLV_SERVICE_MAX];
 	char route_ip[46];
+	/* The receiving server's address from relay=NAME[ADDR]:PORT, ""
+	 * when the relay is no network address (local, a unix socket). */
+	char ip[46];
+	/* Set by the caller, not the parser: where the GeoDB puts ip. */
+	int have_place;
+	double lat, lon;
+	char cc[3];
+	char city[96];
 	char session[MT_DLV_SESSION_MAX]; /* LMTP server's session ID from
 					 * "250 2.0.0 <rcpt> SESSION Saved"
 					 * (Dovecot), or "" */

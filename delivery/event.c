@@ -29,6 +29,16 @@ mt_dlv_event_json(const struct mt_dlv *d, int64_t t_ms)
 	set_str(o, "rcpt", d->rcpt);
 	set_str(o, "orig_rcpt", d->orig_rcpt);
 	set_str(o, "relay", d->relay);
+	if (d->status == MT_DLV_SENT || d->status == MT_DLV_DELIVERED) {
+		/* The destination: the receiving server and its place. */
+		set_str(o, "ip", d->ip);
+		if (d->have_place) {
+			json_object_set_new(o, "lat", json_real(d->lat));
+			json_object_set_new(o, "lon", json_real(d->lon));
+			set_str(o, "cc", d->cc);
+			set_str(o, "city", d->city);
+		}
+	}
 	set_str(o, "dsn", d->dsn);
 	set_str(o, "status", d->status == MT_DLV_EXPIRED ? "expired"
 	    : mt_dlv_status_name(d->status));

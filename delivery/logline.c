@@ -4,6 +4,7 @@
  * and treats every byte as untrusted (a log can hold anything a client
  * managed to get logged).
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
 #include <time.h>
@@ -287,6 +288,37 @@ field_value(struct mt_cur *c, const char **v, size_t *vn)
 }
 
 /*
+ * relay=NAME[ADDR]:PORT or NAME[ADDR]: the address between the last
+ * brackets when it is one (Postfix writes IPv6 without a prefix; a unix
+ * socket's path or "local" is none). *ip is "" otherwise.
+ */
+static void
+relay_ip(const char *v, size_t n, char *ip, size_t iplen)
+{
+	const char *open = NULL, *close = NULL;
+	unsigned char bin[16];
+	char buf[64];
+	size_t len;
+
+	ip[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '[')
+			open = v + i;
+		else if (v[i] == ']' && open != NULL)
+			close = v + i;
+	}
+	if (open == NULL || close == NULL || close < open)
+		return;
+	len = (size_t)(close - open - 1);
+	if (len == 0 || len >= sizeof(buf) || len >= iplen)
+		return;
+	memcpy(buf, open + 1, len);
+	buf[len] = '\0';
+	if (inet_pton(strchr(buf, ':') ? AF_INET6 : AF_INET, buf, bin) == 1)
+		memcpy(ip, buf, len + 1);
+}
+
+/*
  * The fields after "QUEUEID: ", which start with to= or from=. A to= line
  * must end in status=; a from= line is a result only with status=expired
  * (qmgr: "from=<s>, status=expired, returned to sender").
@@ -325,8 +357,10 @@ result_fields(struct mt_cur *c, struct mt_dlv *d)
 
 			if (mt_text_address(dst, size, v, vn) == (size_t)-1)
 				return MT_DLV_BAD;
-		} else if (word_is(name, nn, "relay"))
+		} else if (word_is(name, nn, "relay")) {
 			mt_text_header(d->relay, sizeof(d->relay), v, vn);
+			relay_ip(v, vn, d->ip, sizeof(d->ip));
+		}
 		else if (word_is(name, nn, "delay"))
 			mt_text_header(d->delay, sizeof(d->delay), v, vn);
 		else if (word_is(name, nn, "dsn"))

@@ -310,5 +310,53 @@ class DeliveryStatus(unittest.TestCase):
         self.assertEqual([e["service"] for e in send], ["postfix-out/smtp"])
 
 
+    def test_11_the_destination_server_and_its_place_join_the_send_event(self):
+        """Postfix's real delivery line of a fresh message, its relay moved
+        to a documentation address the test GeoDB places in Tokyo (the
+        sink itself is on loopback, which no GeoDB places)."""
+        s = h.smtp_send(self.pf.port, "alice@dlv.test", ["far@ok.test"],
+                        h.make_message("a@dlv.test", "far", "far away"))
+        tid = ds.id_of_qid(self.rc, s.qid)
+        ds.wait_maillog(self.pf, lambda t: ("%s: to=<far@ok.test>" % s.qid) in t,
+                        what="delivery of %s" % s.qid)
+        lines = [l for l in self.pf.read_maillog().splitlines()
+                 if ("%s: to=<far@ok.test>" % s.qid) in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"relay=[^,]*\[127\.0\.0\.1\]:\d+")
+        moved = re.sub(r"relay=[^,]*\[127\.0\.0\.1\]:\d+",
+                       "relay=mx.far.test[203.0.113.30]:25", lines[0])
+        log = os.path.join(self.work, "far.log")
+        with open(log, "w") as f:
+            f.write(moved + "\n")
+        db = os.path.join(os.environ.get("MT_TEST_MMDB_DIR", ""),
+                          "city-maxmind.mmdb")
+        self.assertTrue(os.path.exists(db), db)
+        conf = os.path.join(self.work, "with-geodb.conf")
+        with open(self.milter.conf) as f, open(conf, "w") as out:
+            out.write(f.read() + "\nGeoDB %s\n" % db)
+        r = ds.cli(conf, "--json", "logwatch", "--once", "--no-state", log)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        send = [e for e in self.events(tid) if e["ev"] == "SEND"]
+        self.assertEqual(len(send), 1, send)
+        e = send[0]
+        self.assertEqual(e["relay"], "mx.far.test[203.0.113.30]:25")
+        self.assertEqual((e["ip"], e["cc"], e["city"]),
+                         ("203.0.113.30", "JP", "Tokyo"))
+        self.assertAlmostEqual(e["lat"], 35.6762, places=3)
+        self.assertAlmostEqual(e["lon"], 139.6503, places=3)
+        # Without a GeoDB the address is still named, and no place made up.
+        s2 = h.smtp_send(self.pf.port, "alice@dlv.test", ["near@ok.test"],
+                         h.make_message("a@dlv.test", "near", "near"))
+        tid2 = ds.id_of_qid(self.rc, s2.qid)
+        ds.wait_maillog(self.pf, lambda t: ("%s: to=<near@ok.test>" % s2.qid) in t,
+                        what="delivery of %s" % s2.qid)
+        r = self.logwatch_once(self.pf.maillog, self.state("near"))
+        send = [e for e in self.events(tid2) if e["ev"] == "SEND"]
+        self.assertEqual(len(send), 1, send)
+        self.assertEqual(send[0]["ip"], "127.0.0.1")
+        for k in ("lat", "lon", "cc", "city"):
+            self.assertNotIn(k, send[0])
+
+
 if __name__ == "__main__":
     unittest.main()

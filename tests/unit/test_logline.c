@@ -35,6 +35,7 @@ smtp_sent_line_gives_relay_dsn_reply_and_service(void **state)
 	assert_string_equal(d.qid, "4XvQ3d5f6Gz9sWq");
 	assert_string_equal(d.rcpt, "bob@example.org");
 	assert_string_equal(d.relay, "mx.example.org[203.0.113.5]:25");
+	assert_string_equal(d.ip, "203.0.113.5");
 	assert_string_equal(d.dsn, "2.0.0");
 	assert_string_equal(d.delay, "0.5");
 	assert_int_equal(d.status, MT_DLV_SENT);
@@ -430,10 +431,60 @@ multi_instance_name_counts_only_when_listed(void **state)
 	    MT_DLV_FOREIGN);
 }
 
+/* The destination's address from relay=, when there is one. */
+static void
+relay_address_is_the_destination(void **state)
+{
+	static const struct { const char *relay, *ip; } cases[] = {
+		{ "mx.example.org[203.0.113.5]:25", "203.0.113.5" },
+		{ "mx6.example.org[2001:db8::25]:25", "2001:db8::25" },
+		{ "127.0.0.1[127.0.0.1]:47635", "127.0.0.1" },
+		{ "x[/run/dovecot/lmtp]", "" },
+		{ "mail.test[private/dovecot-lmtp]", "" },
+		{ "local", "" },
+		{ "none", "" },
+		{ "a[b][198.51.100.9]:25", "198.51.100.9" },
+		{ "x[999.1.1.1]:25", "" },
+		{ "x[]:25", "" },
+	};
+	char line[512];
+	struct mt_dlv d;
+	char *json;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(line, sizeof(line), "Nov 21 23:15:00 host "
+		    "postfix/smtp[1]: ABC123: to=<b@example.org>, relay=%s, "
+		    "dsn=2.0.0, status=sent (250 ok)", cases[i].relay);
+		assert_int_equal(parse(line, &d), 1);
+		assert_string_equal(d.ip, cases[i].ip);
+	}
+	/* The event carries it, and the place when the caller set one. */
+	assert_int_equal(parse("Nov 21 23:15:00 host postfix/smtp[1]: ABC123: "
+	    "to=<b@example.org>, relay=mx[203.0.113.5]:25, dsn=2.0.0, "
+	    "status=sent (250 ok)", &d), 1);
+	d.have_place = 1;
+	d.lat = 35.5;
+	d.lon = 139.75;
+	snprintf(d.cc, sizeof(d.cc), "JP");
+	snprintf(d.city, sizeof(d.city), "Tokyo");
+	json = mt_dlv_event_json(&d, 1);
+	assert_non_null(strstr(json, "\"ip\":\"203.0.113.5\",\"lat\":35.5,"
+	    "\"lon\":139.75,\"cc\":\"JP\",\"city\":\"Tokyo\""));
+	free(json);
+	/* A deferral names the relay it tried, not a destination. */
+	assert_int_equal(parse("Nov 21 23:15:00 host postfix/smtp[1]: ABC123: "
+	    "to=<b@example.org>, relay=mx[203.0.113.5]:25, dsn=4.4.1, "
+	    "status=deferred (connect timed out)", &d), 1);
+	json = mt_dlv_event_json(&d, 1);
+	assert_null(strstr(json, "\"ip\""));
+	free(json);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(relay_address_is_the_destination),
 		cmocka_unit_test(smtp_sent_line_gives_relay_dsn_reply_and_service),
 		cmocka_unit_test(own_syslog_name_tells_the_outbound_transport),
 		cmocka_unit_test(lmtp_delivery_is_delivered_with_dovecots_session),
