@@ -167,11 +167,11 @@ def _tree_once(root):
     kids = {}
     for pid, st in stats.items():
         kids.setdefault(st[0], []).append(pid)
-    members, todo = [], [root] if root in stats else []
-    while todo:
-        pid = todo.pop()
+    members, stack = [], [root] if root in stats else []
+    while stack:
+        pid = stack.pop()
         members.append(pid)
-        todo.extend(kids.get(pid, ()))
+        stack.extend(kids.get(pid, ()))
     total = sum(stats[p][1] + stats[p][2] for p in members)
     return frozenset(members), stats.get(root, (0, 0, 0))[2], total, len(members)
 
