@@ -23,12 +23,12 @@ SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=all
 FUZZFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
-LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c delivery/*.c mdn/*.c mailbox/*.c schedule/*.c engine/*.c) \
+LIB_SRC    = $(wildcard common/*.c state/*.c geo/*.c delivery/*.c mdn/*.c mailbox/*.c schedule/*.c engine/*.c map/*.c) \
              $(filter-out route/routed%.c,$(wildcard route/*.c))
 ROUTED_SRC = $(wildcard route/routed*.c)
 MILTER_SRC = $(wildcard milter/*.c)
 CLI_SRC    = $(wildcard cli/*.c)
-HDRS       = $(wildcard common/*.h state/*.h geo/*.h delivery/*.h mdn/*.h mailbox/*.h schedule/*.h engine/*.h milter/*.h cli/*.h route/*.h)
+HDRS       = $(wildcard common/*.h state/*.h geo/*.h delivery/*.h mdn/*.h mailbox/*.h schedule/*.h engine/*.h map/*.h milter/*.h cli/*.h route/*.h)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
 

@@ -177,6 +177,11 @@ int cli_spawn(const char *const argv[], int with_stderr,
 /* The subcommands. */
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_trace(struct cli *c, int argc, char **argv);
+/* trace.c: the whole path (mt_map_whole) of a loaded message and its hop
+ * path; never NULL. */
+json_t *cli_whole_path(const struct cli_msg *m, const json_t *path);
+json_t *cli_hop_path(struct cli_msg *m);
+int cmd_map(struct cli *c, int argc, char **argv);		/* map.c */
 int cmd_search(struct cli *c, int argc, char **argv);
 int cmd_route(struct cli *c, int argc, char **argv);		/* route.c */
 int cmd_postfix_config(struct cli *c, int argc, char **argv);

@@ -17,8 +17,11 @@
 static const struct cli_command commands[] = {
 	{ "status", "ID|QUEUEID|MESSAGE-ID",
 	    "a message's record and each recipient's status", cmd_status },
-	{ "trace", "ID|QUEUEID|MESSAGE-ID",
-	    "timeline of events and the hop path with distances", cmd_trace },
+	{ "trace", "[--geojson] ID|QUEUEID|MESSAGE-ID",
+	    "timeline of events and the whole path with distances "
+	    "(--geojson: as RFC 7946 GeoJSON)", cmd_trace },
+	{ "map", "-o FILE.svg [--land FILE] ID|QUEUEID|MESSAGE-ID",
+	    "the whole path drawn on a world map (SVG)", cmd_map },
 	{ "search", "[--from ADDR] [--to ADDR] [--since T] [--until T] "
 	    "[--subject TEXT] [--ip IP] [--status STATUS] [--limit N]",
 	    "messages by sender and/or recipient, newest first", cmd_search },

@@ -1,7 +1,10 @@
 /*
- * `mailtrail trace ID`: a header line, the event timeline (oldest first)
- * and, when the record carries one, the hop path with coordinates and the
- * great-circle distance from the previous hop. --json gives the same facts.
+ * `mailtrail trace ID`: a header line, the event timeline in time order,
+ * and the whole path: origin, transit hops, this MTA, each recipient's
+ * destination and reader, with coordinates, who vouches for each place
+ * and the great-circle distance of each leg, then each recipient's route
+ * and the total. --json gives the same facts, --geojson the path as an
+ * RFC 7946 FeatureCollection.
  */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../map/map.h"
 
 /* Milliseconds from an event's or hop's "t": a number or digit string. */
 static int
@@ -228,8 +232,8 @@ add_readers(const struct cli_msg *m, json_t *path)
 
 /* The record's "path", its readers' places, and each hop's "km" from the
  * previous hop. */
-static json_t *
-load_path(struct cli_msg *m)
+json_t *
+cli_hop_path(struct cli_msg *m)
 {
 	const char *s;
 	size_t len, i;
@@ -292,32 +296,109 @@ add_opt_value(struct cli_buf *b, const json_t *v)
 		add_value(b, v);
 }
 
+/* The distance of the leg that ends at place n, when one does. */
+static const json_t *
+leg_km(const json_t *whole, json_int_t n)
+{
+	const json_t *r, *l;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(whole, "routes"), i, r)
+		json_array_foreach(json_object_get(r, "legs"), j, l)
+			if (json_integer_value(json_object_get(l, "to")) == n)
+				return json_object_get(l, "km");
+	return NULL;
+}
+
 static void
-hop_row(struct cli_table *t, const json_t *hop)
+place_row(struct cli_table *t, const json_t *p, const json_t *whole)
 {
 	struct cli_buf b = { 0 };
 	double lat, lon;
 	const json_t *km;
 
-	hop_cell(t, hop, "n");
-	hop_cell(t, hop, "by");
-	hop_cell(t, hop, "ip");
-	if (hop_geo(hop, &lat, &lon))
+	hop_cell(t, p, "n");
+	hop_cell(t, p, "role");
+	hop_cell(t, p, "by");
+	hop_cell(t, p, "ip");
+	if (hop_geo(p, &lat, &lon))
 		cli_buf_addf(&b, "%.4f,%.4f", lat, lon);
 	cli_table_safe(t, b.s ? b.s : "-");
 	cli_buf_free(&b);
-	hop_cell(t, hop, "cc");
-	hop_cell(t, hop, "city");
-	add_opt_value(&b, json_object_get(hop, "src"));
+	hop_cell(t, p, "cc");
+	hop_cell(t, p, "city");
+	add_opt_value(&b, json_object_get(p, "src"));
 	cli_buf_add(&b, "/", 1);
-	add_opt_value(&b, json_object_get(hop, "trust"));
+	add_opt_value(&b, json_object_get(p, "trust"));
 	cli_table_safe(t, b.s);
 	cli_buf_free(&b);
-	km = json_object_get(hop, "km");
+	hop_cell(t, p, "t");
+	km = leg_km(whole, json_integer_value(json_object_get(p, "n")));
 	if (json_is_number(km))
 		cli_buf_addf(&b, "%.1f", json_number_value(km));
 	cli_table_safe(t, b.s ? b.s : "-");
 	cli_buf_free(&b);
+}
+
+static void
+numbers(struct cli_buf *b, const json_t *a, const char *sep)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(a, i, v)
+		cli_buf_addf(b, "%s%" JSON_INTEGER_FORMAT, i ? sep : "",
+		    json_integer_value(v));
+	if (json_array_size(a) == 0)
+		cli_buf_add(b, "-", 1);
+}
+
+static void
+route_row(struct cli_table *t, const json_t *r)
+{
+	struct cli_buf b = { 0 };
+
+	hop_cell(t, r, "rcpt");
+	numbers(&b, json_object_get(r, "places"), ">");
+	cli_table_safe(t, b.s);
+	cli_buf_free(&b);
+	cli_buf_addf(&b, "%.1f", json_number_value(json_object_get(r, "km")));
+	cli_table_safe(t, b.s);
+	cli_buf_free(&b);
+	numbers(&b, json_object_get(r, "unplaced"), ",");
+	cli_table_safe(t, b.s);
+	cli_buf_free(&b);
+}
+
+static void
+print_whole(const json_t *whole)
+{
+	static const char *const head[] = { "N", "ROLE", "BY", "IP", "LAT,LON",
+	    "CC", "CITY", "SRC/TRUST", "TIME", "KM" };
+	const json_t *v;
+	struct cli_table t;
+	size_t i;
+
+	printf("\nPath:\n");
+	cli_table_init(&t, 10);
+	for (i = 0; i < 10; i++)
+		cli_table_safe(&t, head[i]);
+	json_array_foreach(json_object_get(whole, "places"), i, v)
+		place_row(&t, v, whole);
+	cli_table_print(&t, stdout, "  ");
+	cli_table_free(&t);
+	printf("\nRoutes:\n");
+	cli_table_init(&t, 4);
+	cli_table_safe(&t, "RCPT");
+	cli_table_safe(&t, "PLACES");
+	cli_table_safe(&t, "KM");
+	cli_table_safe(&t, "NO COORDINATES");
+	json_array_foreach(json_object_get(whole, "routes"), i, v)
+		route_row(&t, v);
+	cli_table_print(&t, stdout, "  ");
+	cli_table_free(&t);
+	printf("  total %.1f km great-circle (a leg several recipients share "
+	    "counts once)\n", json_number_value(json_object_get(whole, "km")));
 }
 
 static void
@@ -338,7 +419,7 @@ print_header(const struct cli_msg *m)
 }
 
 static void
-print_trace(const struct cli_msg *m, const json_t *path)
+print_trace(const struct cli_msg *m, const json_t *whole)
 {
 	struct cli_table t;
 	size_t i;
@@ -353,26 +434,11 @@ print_trace(const struct cli_msg *m, const json_t *path)
 		event_row(&t, m->ev[i]);
 	cli_table_print(&t, stdout, "  ");
 	cli_table_free(&t);
-	if (json_array_size(path) == 0)
-		return;
-	printf("\nPath:\n");
-	cli_table_init(&t, 8);
-	cli_table_safe(&t, "N");
-	cli_table_safe(&t, "BY");
-	cli_table_safe(&t, "IP");
-	cli_table_safe(&t, "LAT,LON");
-	cli_table_safe(&t, "CC");
-	cli_table_safe(&t, "CITY");
-	cli_table_safe(&t, "SRC/TRUST");
-	cli_table_safe(&t, "KM");
-	for (i = 0; i < json_array_size(path); i++)
-		hop_row(&t, json_array_get(path, i));
-	cli_table_print(&t, stdout, "  ");
-	cli_table_free(&t);
+	print_whole(whole);
 }
 
 static json_t *
-trace_json(const struct cli_msg *m, json_t *path)
+trace_json(const struct cli_msg *m, json_t *path, json_t *whole)
 {
 	json_t *o = cli_record_json(m), *evs = json_array();
 	size_t i;
@@ -382,27 +448,99 @@ trace_json(const struct cli_msg *m, json_t *path)
 	json_object_set_new(o, "recipients", cli_recipients_json(m->rcpt));
 	json_object_set_new(o, "events", evs);
 	json_object_set(o, "path", path);
+	json_object_set(o, "whole", whole);
 	return o;
+}
+
+/* Oldest first by "t", in written order where times are equal or absent:
+ * a SPOOL written late still stands where it happened. */
+static void
+sort_events(struct cli_msg *m)
+{
+	size_t i, j;
+	int64_t ti, tj;
+
+	for (i = 1; i < m->nev; i++) {
+		json_t *e = m->ev[i];
+
+		if (json_ms(json_object_get(e, "t"), &ti) != 0)
+			continue;
+		for (j = i; j > 0; j--) {
+			if (json_ms(json_object_get(m->ev[j - 1], "t"), &tj) ==
+			    0 && tj <= ti)
+				break;
+			if (json_ms(json_object_get(m->ev[j - 1], "t"), &tj) != 0)
+				break;
+			m->ev[j] = m->ev[j - 1];
+		}
+		m->ev[j] = e;
+	}
+}
+
+/*
+ * The whole path from the hops, the events and the recipients. The map
+ * command builds the same, so it lives here for both.
+ */
+json_t *
+cli_whole_path(const struct cli_msg *m, const json_t *path)
+{
+	const char **rcpts;
+	size_t n = 0, i;
+	json_t *whole;
+
+	rcpts = cli_xmalloc(sizeof(*rcpts) * (m->rcpt ? m->rcpt->elements / 2
+	    + 1 : 1));
+	for (i = 0; m->rcpt != NULL && i + 1 < m->rcpt->elements; i += 2)
+		if (m->rcpt->element[i]->type == REDIS_REPLY_STRING &&
+		    strlen(m->rcpt->element[i]->str) == m->rcpt->element[i]->len)
+			rcpts[n++] = m->rcpt->element[i]->str;
+	whole = mt_map_whole(&(struct mt_map_in){ .hops = path,
+	    .events = (const json_t *const *)m->ev, .nev = m->nev,
+	    .rcpts = rcpts, .nrcpt = n });
+	free(rcpts);
+	if (whole == NULL)
+		cli_oom();
+	return whole;
 }
 
 int
 cmd_trace(struct cli *c, int argc, char **argv)
 {
 	struct cli_msg m;
-	json_t *path;
-	int rc;
+	json_t *path, *whole;
+	int rc, geojson = 0, i, n = 0;
+	char **args = cli_xmalloc(sizeof(*args) * ((size_t)argc + 1));
 
-	rc = cli_load_arg(c, argc, argv, 1, &m);
+	/* --geojson may stand before or after the ID, not after "--". */
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				args[n++] = argv[i++];
+			break;
+		}
+		if (i > 0 && strcmp(argv[i], "--geojson") == 0)
+			geojson = 1;
+		else
+			args[n++] = argv[i];
+	}
+	args[n] = NULL;
+	rc = cli_load_arg(c, n, args, 1, &m);
+	free(args);
 	if (rc != CLI_FOUND)
 		return rc;
-	path = load_path(&m);
-	if (c->json)
-		cli_json_print(trace_json(&m, path));
+	sort_events(&m);
+	path = cli_hop_path(&m);
+	whole = cli_whole_path(&m, path);
+	if (geojson)
+		cli_json_print(mt_map_geojson(whole));
+	else if (c->json)
+		cli_json_print(trace_json(&m, path, whole));
 	else
-		print_trace(&m, path);
+		print_trace(&m, whole);
 	if (m.bad > 0)
 		fprintf(stderr, "mailtrail: %zu malformed event(s) or hop(s) "
 		    "skipped\n", m.bad);
+	json_decref(whole);
 	json_decref(path);
 	cli_msg_free(&m);
 	return CLI_FOUND;

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "config.h"
 
@@ -521,6 +522,24 @@ key_reader_location(struct loader *ld, const char *v)
 	return 0;
 }
 
+/* PublicAddress: one address, IPv4 or IPv6, without brackets or port. */
+static int
+key_public_address(struct loader *ld, const char *v)
+{
+	unsigned char buf[16];
+
+	if (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1)
+		return fail(ld, "PublicAddress: \"%s\" is not an IPv4 or IPv6 "
+		    "address", v);
+	return set_string(ld, &ld->cfg->public_address, v);
+}
+
+static int
+key_map_land(struct loader *ld, const char *v)
+{
+	return set_string(ld, &ld->cfg->map_land, v);
+}
+
 static int
 key_read_receipt(struct loader *ld, const char *v)
 {
@@ -680,6 +699,8 @@ static const struct key {
 	{ "TrackInbound", key_track_inbound, 0 },
 	{ "MaxDeferral", key_max_deferral, 0 },
 	{ "ReaderLocation", key_reader_location, 0 },
+	{ "PublicAddress", key_public_address, 0 },
+	{ "MapLand", key_map_land, 0 },
 	{ "Route", key_route, 1 },
 	{ "RouteSocket", key_route_socket, 0 },
 	{ "RouteFailClosed", key_route_fail_closed, 0 },
@@ -709,10 +730,11 @@ config_defaults(const char *path)
 	c->redis_prefix = strdup("mt:");
 	c->redis_sentinel_master = strdup("mymaster");
 	c->spool_dir = strdup("/var/spool/mailtrail");
+	c->map_land = strdup("/var/lib/mailtrail/land-110m.json");
 	c->route_socket = strdup("unix:/run/mailtrail/route.sock");
 	if (!c->path || !c->socket || !c->redis_server || !c->redis_prefix ||
 	    !c->redis_sentinel_master ||
-	    !c->spool_dir || !c->route_socket) {
+	    !c->spool_dir || !c->route_socket || !c->map_land) {
 		mt_config_unref(c);
 		return NULL;
 	}
@@ -898,6 +920,8 @@ mt_config_unref(struct mt_config *c)
 		free(c->geodb[i]);
 	free(c->geodb);
 	free(c->spool_dir);
+	free(c->public_address);
+	free(c->map_land);
 	for (size_t i = 0; i < c->n_routes; i++)
 		free(c->routes[i].text);
 	free(c->routes);

@@ -67,6 +67,8 @@ struct mt_config {
 	enum mt_reader_loc {		/* ReaderLocation */
 		MT_READER_CITY = 0, MT_READER_COUNTRY, MT_READER_NONE
 	} reader_location;
+	char *public_address;		/* PublicAddress: this MTA's, NULL = none */
+	char *map_land;			/* MapLand: TopoJSON land for `map` */
 
 	/* Outbound routes: Route lines kept raw (with their line numbers)
 	 * for the route module, which owns their syntax. */

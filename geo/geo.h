@@ -109,6 +109,7 @@ struct mt_path_in {
 	const char *client_ip;		/* text, or "local" for pickup */
 	const char *by;
 	const char *daemon_addr;	/* NULL when Postfix did not say */
+	const char *public_addr;	/* PublicAddress, NULL when none */
 	const struct mt_cidr_list *internal, *trusted;
 	const struct mt_cidr_list *site_mtas;	/* NULL: none */
 	struct mt_geo *geo;		/* NULL: no coordinates */

@@ -186,6 +186,17 @@ hop_json(const struct mt_hop *h)
 	}
 	if (h->loc.asn)
 		json_object_set_new(o, "asn", json_integer(h->loc.asn));
+	/* The receiving MTA's own place: where the whole path passes it. */
+	if (h->by_loc.found) {
+		json_object_set_new(o, "by_lat", json_real(h->by_loc.lat));
+		json_object_set_new(o, "by_lon", json_real(h->by_loc.lon));
+		if (h->by_loc.cc[0])
+			json_object_set_new(o, "by_cc",
+			    json_string(h->by_loc.cc));
+		if (h->by_loc.city[0])
+			json_object_set_new(o, "by_city",
+			    json_string(h->by_loc.city));
+	}
 	json_object_set_new(o, "src", json_string(
 	    h->src == MT_HOP_RECEIVED ? "received" : "milter"));
 	json_object_set_new(o, "trust", json_string(

@@ -165,8 +165,11 @@ mt_path_build(const struct mt_path *p, const struct mt_path_in *in,
 	utc_time(in->now_ms, h->t, sizeof(h->t));
 	if (in->geo) {
 		mt_geo_lookup(in->geo, in->client_ip, &h->loc);
-		if (in->daemon_addr)
-			mt_geo_lookup(in->geo, in->daemon_addr, &h->by_loc);
+		/* Behind NAT Postfix's own address has no place; the one
+		 * the Internet sees, when the admin gave it, does. */
+		if ((in->daemon_addr == NULL || !mt_geo_lookup(in->geo,
+		    in->daemon_addr, &h->by_loc)) && in->public_addr != NULL)
+			mt_geo_lookup(in->geo, in->public_addr, &h->by_loc);
 	}
 	return n;
 }

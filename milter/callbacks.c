@@ -473,6 +473,7 @@ build_path(const struct mt_conn *c, struct mt_msg *m, int64_t now,
 	struct mt_path_in in = {
 		.client_ip = c->cctx_ip, .by = c->cctx_by,
 		.daemon_addr = c->cctx_daemon_addr,
+		.public_addr = cfg->public_address,
 		.internal = &cfg->internal, .trusted = &cfg->trusted,
 		.site_mtas = &cfg->site_mtas,
 		.geo = mt_runtime_of(cfg)->geo, .now_ms = now,

@@ -11,7 +11,8 @@ libevent-dev libhiredis-dev libmaxminddb-dev libssl-dev libjansson-dev
 libcmocka-dev libgmime-3.0-dev postfix redis-server redis-sentinel redis-tools swaks miltertest dnsmasq-base
 libmaxmind-db-writer-perl mmdb-bin python3 python3-redis util-linux
 iproute2 procps strace opendkim opendkim-tools python3-dkim
-dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve"
+dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
+python3-geojson librsvg2-bin"
 
 missing=""
 for p in $PKGS; do

@@ -441,10 +441,13 @@ mt_record_receive_json(const struct mt_record *r, const char *fp)
 			bad |= set_text(o, "client", client);
 		}
 	}
-	/* One hop is the record's own client: no need to say it twice. */
-	if (r->hop_path != NULL && r->hops > 1 &&
-	    (path = json_loads(r->hop_path, 0, NULL)) != NULL &&
-	    json_is_array(path))
+	/*
+	 * One hop is the record's own client: no need to say it twice,
+	 * unless it also knows this MTA's place, which the record has not.
+	 */
+	if (r->hop_path != NULL && (path = json_loads(r->hop_path, 0,
+	    NULL)) != NULL && json_is_array(path) && (r->hops > 1 ||
+	    json_object_get(json_array_get(path, 0), "by_lat") != NULL))
 		bad |= json_object_set_new(o, "path", path);
 	else if (path != NULL)
 		json_decref(path);
