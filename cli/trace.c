@@ -362,12 +362,26 @@ route_row(struct cli_table *t, const json_t *r)
 	numbers(&b, json_object_get(r, "places"), ">");
 	cli_table_safe(t, b.s);
 	cli_buf_free(&b);
-	cli_buf_addf(&b, "%.1f", json_number_value(json_object_get(r, "km")));
-	cli_table_safe(t, b.s);
+	if (json_array_size(json_object_get(r, "legs")) > 0)
+		cli_buf_addf(&b, "%.1f",
+		    json_number_value(json_object_get(r, "km")));
+	cli_table_safe(t, b.s ? b.s : "-");
 	cli_buf_free(&b);
 	numbers(&b, json_object_get(r, "unplaced"), ",");
 	cli_table_safe(t, b.s);
 	cli_buf_free(&b);
+}
+
+static int
+has_legs(const json_t *whole)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(whole, "routes"), i, r)
+		if (json_array_size(json_object_get(r, "legs")) > 0)
+			return 1;
+	return 0;
 }
 
 static void
@@ -397,8 +411,13 @@ print_whole(const json_t *whole)
 		route_row(&t, v);
 	cli_table_print(&t, stdout, "  ");
 	cli_table_free(&t);
-	printf("  total %.1f km great-circle (a leg several recipients share "
-	    "counts once)\n", json_number_value(json_object_get(whole, "km")));
+	if (has_legs(whole))
+		printf("  total %.1f km great-circle (a leg several recipients "
+		    "share counts once)\n",
+		    json_number_value(json_object_get(whole, "km")));
+	else
+		printf("  no distance: fewer than two places on this path have "
+		    "coordinates\n");
 }
 
 static void

@@ -307,9 +307,16 @@ class CliTest(unittest.TestCase):
         rc, out, err = self.run_cli("trace", ID2)
         self.assertEqual(rc, 0, err)
         self.assertIn("BOUNCE", out)
-        rows = out.split("Path:", 1)[1].strip().splitlines()[1:]
-        self.assertEqual(len(rows), 1, out)
-        self.assertEqual(rows[0].split()[:3], ["1", "mx1.example.com", "192.0.2.10"])
+        path = out.split("Path:", 1)[1].split("\n\n", 1)
+        rows = [l.split() for l in path[0].strip().splitlines()[1:]]
+        # The client, then this MTA: neither placed, no distance invented.
+        self.assertEqual(len(rows), 2, out)
+        self.assertEqual(rows[0][:4], ["1", "origin", "mx1.example.com", "192.0.2.10"])
+        self.assertEqual(rows[1][:3], ["2", "mta", "mx1.example.com"])
+        self.assertEqual(rows[0][4], "-")
+        routes = path[1].split("Routes:", 1)[1].strip().splitlines()
+        self.assertEqual(routes[1].split(), ["dave@example.org", "1>2", "-", "1,2"])
+        self.assertIn("no distance", routes[-1])
 
     # --- search -----------------------------------------------------------
     def search_ids(self, *args):

@@ -235,9 +235,12 @@ class ReceivedChain(GeoCase):
         r = subprocess.run([CLI, "-c", self.milter.conf, "trace", tid],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
-        path = r.stdout.split("Path:", 1)[1]
+        path = r.stdout.split("Path:", 1)[1].split("\n\n", 1)[0]
         rows = [l.split() for l in path.strip().splitlines()[1:]]
-        self.assertEqual([row[0] for row in rows], ["1", "2", "3", "4"], r.stdout)
+        # Four Received: hops, then this MTA where the route ends.
+        self.assertEqual([row[:2] for row in rows],
+                         [["1", "origin"], ["2", "transit"], ["3", "transit"],
+                          ["4", "transit"], ["5", "mta"]], r.stdout)
         self.assertIn("52.5200,13.4050", path)
         self.assertIn("48.8566,2.3522", path)
         # Berlin -> Paris is about 878 km as the crow flies.
