@@ -4,6 +4,8 @@
 #                   integration tests (ASan+UBSan build)
 #   make demo       run the whole pipeline on loopback and show the result
 #   make bench      print the benchmark table
+#   make geodb      fetch DB-IP Lite City into data/geo
+#   make worldmap   fetch Natural Earth land into data/map
 #   make install PREFIX=/usr DESTDIR=...
 
 PREFIX  ?= /usr/local
@@ -45,7 +47,7 @@ export ASAN_OPTIONS  = detect_leaks=1:abort_on_error=0:allocator_may_return_null
 export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS  = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-.PHONY: all deps testdb check unit fuzz-replay integration demo bench install clean san fuzz geodb
+.PHONY: all deps testdb check unit fuzz-replay integration demo bench install clean san fuzz geodb worldmap
 
 all: $(PROGS)
 
@@ -147,9 +149,15 @@ GEODB_DIR ?= data/geo
 geodb:
 	@sh packaging/geodb.sh $(GEODB_DIR)
 
+WORLDMAP_DIR ?= data/map
+
+worldmap:
+	@sh packaging/worldmap.sh $(WORLDMAP_DIR)
+
 demo: deps
-	$(MAKE) all geodb
-	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) /usr/bin/python3 tests/demo.py
+	$(MAKE) all geodb worldmap
+	MT_GEODB_DIR=$(CURDIR)/$(GEODB_DIR) MT_MAP_DIR=$(CURDIR)/$(WORLDMAP_DIR) \
+	    /usr/bin/python3 tests/demo.py
 
 bench: deps
 	$(MAKE) all geodb testdb $(B)/geo_bench $(B)/store_bench $(B)/floor-milter

@@ -479,6 +479,8 @@ sort_events(struct cli_msg *m)
 	size_t i, j;
 	int64_t ti, tj;
 
+	/* Postfix's log gives whole seconds: within one second, the order
+	 * the events were written in is the better one. */
 	for (i = 1; i < m->nev; i++) {
 		json_t *e = m->ev[i];
 
@@ -486,7 +488,7 @@ sort_events(struct cli_msg *m)
 			continue;
 		for (j = i; j > 0; j--) {
 			if (json_ms(json_object_get(m->ev[j - 1], "t"), &tj) ==
-			    0 && tj <= ti)
+			    0 && tj / 1000 <= ti / 1000)
 				break;
 			if (json_ms(json_object_get(m->ev[j - 1], "t"), &tj) != 0)
 				break;
@@ -505,7 +507,8 @@ cli_whole_path(const struct cli_msg *m, const json_t *path)
 {
 	const char **rcpts;
 	size_t n = 0, i;
-	json_t *whole;
+	json_t *whole, *hops = json_array(), *hop;
+	const char *src;
 
 	rcpts = cli_xmalloc(sizeof(*rcpts) * (m->rcpt ? m->rcpt->elements / 2
 	    + 1 : 1));
@@ -513,9 +516,16 @@ cli_whole_path(const struct cli_msg *m, const json_t *path)
 		if (m->rcpt->element[i]->type == REDIS_REPLY_STRING &&
 		    strlen(m->rcpt->element[i]->str) == m->rcpt->element[i]->len)
 			rcpts[n++] = m->rcpt->element[i]->str;
-	whole = mt_map_whole(&(struct mt_map_in){ .hops = path,
+	/* Readers come from the READ events; the hops are the record's. */
+	json_array_foreach(path, i, hop) {
+		src = json_string_value(json_object_get(hop, "src"));
+		if (src == NULL || strcmp(src, "read") != 0)
+			json_array_append(hops, hop);
+	}
+	whole = mt_map_whole(&(struct mt_map_in){ .hops = hops,
 	    .events = (const json_t *const *)m->ev, .nev = m->nev,
 	    .rcpts = rcpts, .nrcpt = n });
+	json_decref(hops);
 	free(rcpts);
 	if (whole == NULL)
 		cli_oom();

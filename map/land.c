@@ -100,9 +100,17 @@ decode_arcs(struct topo *t, const json_t *arcs, const json_t *transform)
 	return 0;
 }
 
+/*
+ * Each point's longitude is taken within 180 degrees of the one before,
+ * so that a ring across the antimeridian (Chukotka, Fiji) stays one piece
+ * rather than a line across the whole map; the drawing shifts it by 360.
+ */
 static int
-push_point(struct mt_map_ring *r, size_t *cap, double lon, double lat)
+push_point(struct mt_map_ring *r, size_t *cap, double lon, double lat,
+    int unwrap)
 {
+	if (unwrap && r->n > 0 && fabs(lon - r->pt[2 * r->n - 2]) > 180)
+		lon -= 360 * round((lon - r->pt[2 * r->n - 2]) / 360);
 	if (r->n > 0 && r->pt[2 * r->n - 2] == lon && r->pt[2 * r->n - 1] == lat)
 		return 0;	/* arcs share their joining point */
 	if (r->n == *cap) {
@@ -161,7 +169,7 @@ add_ring(struct topo *t, const json_t *idx)
 			size_t p = rev ? c->n - 1 - k : k;
 
 			if (push_point(&r, &cap, c->pt[2 * p],
-			    c->pt[2 * p + 1]) != 0) {
+			    c->pt[2 * p + 1], 1) != 0) {
 				free(r.pt);
 				return fail(t, "out of memory");
 			}
@@ -170,6 +178,16 @@ add_ring(struct topo *t, const json_t *idx)
 	if (r.n < 3) {		/* no area: nothing to draw */
 		free(r.pt);
 		return 0;
+	}
+	/* A ring around the globe (Antarctica) closes over its pole. */
+	if (fabs(r.pt[2 * r.n - 2] - r.pt[0]) > 180) {
+		double pole = r.lat_min < 0 ? -90 : 90, last = r.pt[2 * r.n - 2];
+
+		if (push_point(&r, &cap, last, pole, 0) != 0 ||
+		    push_point(&r, &cap, r.pt[0], pole, 0) != 0) {
+			free(r.pt);
+			return fail(t, "out of memory");
+		}
 	}
 	ncap = t->out->n + 1;
 	grown = realloc(t->out->ring, ncap * sizeof(*grown));

@@ -24,6 +24,7 @@
 #define MIN_SPAN 30.0		/* degrees of longitude */
 #define LINE_H 16
 #define TEXT_MAX 64		/* characters of one label or field */
+#define LINE_MAX 160		/* characters of one legend line */
 #define CHAR_W 6.8		/* a 12 px sans-serif character, roughly */
 
 #define sb_lit(b, s) sb_add((b), (s), sizeof(s) - 1)
@@ -117,17 +118,17 @@ unwanted(long c)
 	    c == 0x200e || c == 0x200f || c == 0x061c;
 }
 
-/* s as XML character data (or attribute value), at most TEXT_MAX
- * characters; longer text ends in an ellipsis. */
+/* s as XML character data (or attribute value), at most max characters;
+ * longer text ends in an ellipsis. */
 static void
-sb_text(struct sbuf *b, const char *s)
+sb_textn(struct sbuf *b, const char *s, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t len = s ? strlen(s) : 0, used, chars = 0;
 	long c;
 
 	while (len > 0) {
-		if (++chars > TEXT_MAX) {
+		if (++chars > max) {
 			sb_lit(b, "\xe2\x80\xa6");
 			return;
 		}
@@ -151,6 +152,12 @@ sb_text(struct sbuf *b, const char *s)
 		p += used;
 		len -= used;
 	}
+}
+
+static void
+sb_text(struct sbuf *b, const char *s)
+{
+	sb_textn(b, s, TEXT_MAX);
 }
 
 /* Display width in characters, as sb_text would write it. */
@@ -554,74 +561,126 @@ static void
 legend_line(struct sbuf *b, double *y, const char *cls, const char *text)
 {
 	sb_printf(b, "<text class=\"%s\" x=\"12\" y=\"%.0f\">", cls, *y);
-	sb_text(b, text);
+	sb_textn(b, text, LINE_MAX);
 	sb_lit(b, "</text>\n");
 	*y += LINE_H;
 }
 
-/* One legend line for a place: each field escaped on its own. */
+static void
+tspan(struct sbuf *b, double x, const char *s, size_t max)
+{
+	sb_printf(b, "<tspan x=\"%.0f\">", x);
+	sb_textn(b, s, max);
+	sb_lit(b, "</tspan>");
+}
+
+/* Two legend lines for a place, each field escaped on its own and cut to
+ * its column: number and role, place and coordinates, time, trust; then,
+ * smaller, the address and the host that received from it. */
 static void
 legend_place(struct sbuf *b, double *y, const json_t *p)
 {
-	static const char *const fields[] = { "by", "ip", "t", "trust", NULL };
-	char name[200], num[48];
-	double lat, lon, x = 12;
+	char name[200], num[48], at[64];
+	double lat, lon;
 	const char *s;
-	size_t i;
 
 	snprintf(num, sizeof(num), "%lld %s", (long long)json_integer_value(
 	    json_object_get(p, "n")), str_of(p, "role") ? str_of(p, "role")
 	    : "");
 	place_name(p, name, sizeof(name));
 	sb_printf(b, "<text class=\"legend-place\" y=\"%.0f\">", *y);
-	sb_printf(b, "<tspan x=\"%.0f\">", x);
-	sb_text(b, num);
-	sb_lit(b, "</tspan>");
-	sb_printf(b, "<tspan x=\"%.0f\">", x + 110);
+	tspan(b, 12, num, 14);
 	if (place_geo(p, &lat, &lon)) {
-		sb_text(b, name[0] ? name : "(no name)");
-		sb_printf(b, " (%.2f, %.2f)", lat, lon);
-	} else
-		sb_lit(b, "no coordinates");
-	sb_lit(b, "</tspan>");
-	x += 390;
-	for (i = 0; fields[i] != NULL; i++) {
-		if ((s = str_of(p, fields[i])) == NULL)
-			continue;
-		sb_printf(b, "<tspan x=\"%.0f\">", x);
-		sb_text(b, s);
+		sb_lit(b, "<tspan x=\"112\">");
+		sb_textn(b, name[0] ? name : "(no name)", 40);
+		snprintf(at, sizeof(at), " (%.2f, %.2f)", lat, lon);
+		sb_add(b, at, strlen(at));
 		sb_lit(b, "</tspan>");
-		x += i < 2 ? 150 : 160;
-	}
+	} else
+		tspan(b, 112, "no coordinates", 20);
+	if ((s = str_of(p, "t")) != NULL)
+		tspan(b, 560, s, 24);
+	if ((s = str_of(p, "trust")) != NULL)
+		tspan(b, 760, s, 20);
 	sb_lit(b, "</text>\n");
-	*y += LINE_H;
+	*y += LINE_H - 2;
+	sb_printf(b, "<text class=\"legend-addr\" font-size=\"10\" "
+	    "fill=\"#566573\" y=\"%.0f\"><tspan x=\"112\">", *y);
+	s = str_of(p, "role");
+	if (s != NULL && strcmp(s, "mta") == 0)
+		sb_lit(b, "this MTA");
+	else
+		sb_textn(b, str_of(p, "ip") ? str_of(p, "ip") : "no address",
+		    45);
+	if ((s = str_of(p, "by")) != NULL) {
+		sb_lit(b, ", received by ");
+		sb_textn(b, s, 80);
+	}
+	sb_lit(b, "</tspan></text>\n");
+	*y += LINE_H + 2;
+}
+
+/* The route's place numbers, runs of three or more consecutive ones as
+ * "first-last", so that a fifty-hop route fits one line. */
+static size_t
+route_runs(char *line, size_t size, size_t off, const json_t *places)
+{
+	size_t i, j, n = json_array_size(places);
+	long long a, z;
+
+	for (i = 0; i < n && off < size; i = j + 1) {
+		a = (long long)json_integer_value(json_array_get(places, i));
+		for (j = i; j + 1 < n && json_integer_value(json_array_get(
+		    places, j + 1)) == json_integer_value(json_array_get(
+		    places, j)) + 1; j++)
+			;
+		z = (long long)json_integer_value(json_array_get(places, j));
+		if (j - i < 2)
+			j = i, z = a;
+		off += (size_t)snprintf(line + off, size - off, "%s%lld",
+		    i ? " \xe2\x86\x92 " : " ", a);
+		if (z != a && off < size)
+			off += (size_t)snprintf(line + off, size - off,
+			    "\xe2\x80\x93%lld", z);
+	}
+	return off;
 }
 
 static void
 legend_route(struct sbuf *b, double *y, const json_t *r)
 {
 	char line[512];
-	size_t i, off;
-	const json_t *v;
+	size_t off;
 	size_t nun = json_array_size(json_object_get(r, "unplaced"));
 
-	off = (size_t)snprintf(line, sizeof(line), "%.1f km:",
-	    json_number_value(json_object_get(r, "km")));
-	json_array_foreach(json_object_get(r, "places"), i, v)
-		if (off < sizeof(line))
-			off += (size_t)snprintf(line + off, sizeof(line) - off,
-			    "%s%lld", i ? " \xe2\x86\x92 " : " ",
-			    (long long)json_integer_value(v));
+	if (json_array_size(json_object_get(r, "legs")) > 0)
+		off = (size_t)snprintf(line, sizeof(line), "%.1f km:",
+		    json_number_value(json_object_get(r, "km")));
+	else
+		off = (size_t)snprintf(line, sizeof(line), "no distance:");
+	off = route_runs(line, sizeof(line), off, json_object_get(r, "places"));
 	if (nun > 0 && off < sizeof(line))
 		snprintf(line + off, sizeof(line) - off, " (%zu without "
 		    "coordinates)", nun);
 	sb_printf(b, "<text class=\"legend-route\" y=\"%.0f\"><tspan x=\"12\">"
 	    "to ", *y);
-	sb_text(b, str_of(r, "rcpt"));
+	sb_textn(b, str_of(r, "rcpt"), 60);
 	sb_lit(b, "</tspan><tspan x=\"500\">");
-	sb_text(b, line);
+	sb_textn(b, line, 70);
 	sb_lit(b, "</tspan></text>\n");
 	*y += LINE_H;
+}
+
+static int
+any_leg(const json_t *whole)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(whole, "routes"), i, r)
+		if (json_array_size(json_object_get(r, "legs")) > 0)
+			return 1;
+	return 0;
 }
 
 static void
@@ -650,14 +709,18 @@ draw_legend(struct sbuf *b, const struct mt_map_svg_in *in, double y0,
 	y += 4;
 	json_array_foreach(json_object_get(in->whole, "routes"), i, v)
 		legend_route(b, &y, v);
-	snprintf(line, sizeof(line), "Total %.1f km great-circle (a leg that "
-	    "several recipients share counts once).",
-	    json_number_value(json_object_get(in->whole, "km")));
+	if (any_leg(in->whole))
+		snprintf(line, sizeof(line), "Total %.1f km great-circle (a leg "
+		    "that several recipients share counts once).",
+		    json_number_value(json_object_get(in->whole, "km")));
+	else
+		snprintf(line, sizeof(line), "No distance: fewer than two places "
+		    "on this path have coordinates.");
 	legend_line(b, &y, "legend-total", line);
 	if (in->credit != NULL) {
 		sb_printf(b, "<text class=\"credit\" x=\"12\" y=\"%.0f\" "
 		    "font-size=\"10\" fill=\"#566573\">", y + 4);
-		sb_text(b, in->credit);
+		sb_textn(b, in->credit, 2 * LINE_MAX);
 		sb_lit(b, "</text>\n");
 	}
 	sb_lit(b, "</g>\n");
@@ -667,7 +730,7 @@ static size_t
 legend_height(const json_t *w, size_t placed)
 {
 	return (size_t)(22 + LINE_H + 4 + (placed ? 0 : LINE_H + 4) +
-	    LINE_H * json_array_size(json_object_get(w, "places")) + 4 +
+	    2 * LINE_H * json_array_size(json_object_get(w, "places")) + 4 +
 	    LINE_H * (json_array_size(json_object_get(w, "routes")) + 1) + 24);
 }
 

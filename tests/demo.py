@@ -11,6 +11,8 @@ IMAP from a London address, and traces it from sender to reader.
 """
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -64,12 +66,64 @@ ROAMING_CHAIN = [
 ]
 
 
+MAP_DIR = os.environ.get("MT_MAP_DIR") or os.path.join(ROOT, "data", "map")
+LAND = os.path.join(MAP_DIR, "land-110m.json")
+MAP_SVG = os.path.join(ROOT, "build", "demo-map.svg")
+MAP_PNG = os.path.join(ROOT, "build", "demo-map.png")
+
+# This demo MTA listens on loopback, which no GeoDB places; PublicAddress
+# says where it stands on the Internet (here: an address DB-IP places in
+# Bugle, Cornwall). The sink that stands for bob's server is on loopback
+# too, so the demo moves the relay of Demo 4's real delivery line to an
+# address DB-IP places in Tokyo before logwatch reads it.
+PUBLIC_ADDRESS = "2.125.160.216"
+FAR_RELAY = "mx.example.net[133.242.0.1]:25"
+
+
 def geo_settings():
     """GeoDB lines for the milter, or {} when `make geodb` has not run."""
     have = [p for p in GEODB if os.path.exists(p)]
     if not have:
         return {}
-    return {"GeoDB": "\nGeoDB ".join(have)}
+    return {"GeoDB": "\nGeoDB ".join(have), "PublicAddress": PUBLIC_ADDRESS}
+
+
+def map_section(pf, conf, sent, tid):
+    """Demo 4's whole path: its delivery line, moved far away, through
+    logwatch; then trace, --geojson and the map."""
+    pf.wait_drained(60)
+    lines = [l for l in pf.read_maillog().splitlines()
+             if "%s: to=<" % sent.qid in l and "status=sent" in l]
+    moved = [re.sub(r"relay=[^,]*\[127\.0\.0\.1\]:\d+", "relay=" + FAR_RELAY, l)
+             for l in lines]
+    log = os.path.join(os.path.dirname(conf), "demo4-delivery.log")
+    with open(log, "w") as f:
+        f.write("".join(l + "\n" for l in moved))
+    print("  Postfix's delivery line of Demo 4, its relay (the sink on loopback)")
+    print("  moved to %s, an address DB-IP places in Tokyo:" % FAR_RELAY)
+    for l in moved:
+        print("    " + l)
+    print("  This MTA's PublicAddress %s (DB-IP: Bugle, GB) places it." % PUBLIC_ADDRESS)
+    print()
+    run_cli(conf, "logwatch", "--once", "--no-state", log)
+    print()
+    run_cli(conf, "trace", tid)
+    print()
+    r = subprocess.run([CLI, "-c", conf, "trace", "--geojson", tid],
+                       capture_output=True, text=True, timeout=30)
+    print("$ mailtrail -c %s trace --geojson %s   (first lines of %d)"
+          % (os.path.basename(conf), tid, len(r.stdout.splitlines())))
+    print("\n".join("  " + l for l in r.stdout.splitlines()[:12]))
+    print("  ...")
+    print()
+    land = ["--land", LAND] if os.path.exists(LAND) else []
+    if not land:
+        print("  (no %s: run `make worldmap`; the map has no land)" % LAND)
+    run_cli(conf, "map", "-o", MAP_SVG, *land, tid)
+    if shutil.which("rsvg-convert") and os.path.exists(MAP_SVG):
+        subprocess.run(["rsvg-convert", "-o", MAP_PNG, MAP_SVG], check=True,
+                       timeout=60)
+        print("  %s, rendered to %s with rsvg-convert" % (MAP_SVG, MAP_PNG))
 
 
 def geo_section(milter, delivered, conf, tid):
@@ -159,6 +213,9 @@ def main():
         heading("Where the messages were (GeoDB)")
         roaming = delivered["Demo 4: a roaming user"].header("X-Mailtrail-ID")
         geo_section(milter, delivered, milter.conf, (roaming or "").strip())
+        if "GeoDB" in milter.settings:
+            heading("Demo 4's whole path: to its destination, as data and as a map")
+            map_section(pf, milter.conf, s4, (roaming or "").strip())
 
         heading("Demo 5: delivered into a local mailbox and read from London")
         subj5 = "Demo 5: read in a local mailbox"

@@ -328,6 +328,39 @@ land_joins_quantized_arcs_reversing_negative_indexes(void **state)
 	mt_map_land_free(&l);
 }
 
+/* Unquantized arcs: an island across the antimeridian, as Natural Earth
+ * writes Fiji and Chukotka, and a ring around the globe, as Antarctica. */
+static const char TOPO_WRAP[] = "{\"type\":\"Topology\",\"arcs\":["
+    "[[178,-16],[-179,-16],[-179,-18],[178,-18],[178,-16]],"
+    "[[-180,-80],[-90,-78],[0,-79],[90,-77],[179,-80]]],"
+    "\"objects\":{\"land\":{\"type\":\"MultiPolygon\","
+    "\"arcs\":[[[0]],[[1]]]}}}";
+
+static void
+land_keeps_a_ring_across_the_antimeridian_in_one_piece(void **state)
+{
+	struct mt_map_land l;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(mt_map_land_parse(TOPO_WRAP, strlen(TOPO_WRAP), &l,
+	    err, sizeof(err)), 0);
+	assert_int_equal(l.n, 2);
+	/* The island: no step of 357 degrees, -179 taken as 181. */
+	for (i = 1; i < l.ring[0].n; i++)
+		assert_true(fabs(l.ring[0].pt[2 * i] -
+		    l.ring[0].pt[2 * i - 2]) <= 180);
+	assert_true(l.ring[0].lon_min == 178 && l.ring[0].lon_max == 181);
+	/* Around the globe: closed over the south pole, not across it. */
+	i = l.ring[1].n;
+	assert_int_equal(i, 7);
+	assert_true(l.ring[1].pt[2 * i - 3] == -90 &&
+	    l.ring[1].pt[2 * i - 1] == -90);
+	assert_true(l.ring[1].pt[2 * i - 2] == -180);
+	mt_map_land_free(&l);
+}
+
 static void
 land_refuses_what_is_not_a_topology_with_a_reason(void **state)
 {
@@ -595,6 +628,7 @@ main(void)
 		T(malformed_values_are_left_out),
 		T(geojson_has_lon_lat_points_null_geometries_and_route_lines),
 		T(land_joins_quantized_arcs_reversing_negative_indexes),
+		T(land_keeps_a_ring_across_the_antimeridian_in_one_piece),
 		T(land_refuses_what_is_not_a_topology_with_a_reason),
 		T(map_dots_stand_at_their_projected_coordinates),
 		T(map_escapes_every_text),
