@@ -91,9 +91,12 @@ decode_arcs(struct topo *t, const json_t *arcs, const json_t *transform)
 			}
 			c->pt[2 * j] = quantized ? x * sx + tx : x;
 			c->pt[2 * j + 1] = quantized ? y * sy + ty : y;
-			if (!isfinite(c->pt[2 * j]) ||
-			    !isfinite(c->pt[2 * j + 1]))
-				return fail(t, "a position is out of range");
+			/* Longitude and latitude in degrees, a little
+			 * rounding allowed. */
+			if (!(fabs(c->pt[2 * j]) <= 180.5) ||
+			    !(fabs(c->pt[2 * j + 1]) <= 90.5))
+				return fail(t, "a position is off the globe "
+				    "(longitude -180..180, latitude -90..90)");
 		}
 		c->n = j;
 	}

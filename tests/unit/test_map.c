@@ -378,6 +378,9 @@ land_refuses_what_is_not_a_topology_with_a_reason(void **state)
 		  ":[],\"objects\":{\"land\":{\"type\":\"Polygon\"}}}",
 		  "transform" },
 		{ "{\"type\":\"Topology\"", "line 1" },
+		{ "{\"type\":\"Topology\",\"arcs\":[[[1e308,0],[-1e308,5]]],"
+		  "\"objects\":{\"land\":{\"type\":\"Polygon\",\"arcs\":"
+		  "[[0,0]]}}}", "off the globe" },
 	};
 	struct mt_map_land l;
 	char err[256];
