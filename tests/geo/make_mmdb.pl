@@ -47,6 +47,8 @@ my @places_v4 = (
 my @places_v6 = (
     [ '2001:db8::/32',   'Berlin',   'DE', 'Germany',       52.52,   13.405,  'Europe/Berlin',    2950159, '10117', 'Land Berlin' ],
     [ '2001:db8:1::/48', 'New York', 'US', 'United States', 40.7128, -74.006, 'America/New_York', 5128581, '10001', 'New York' ],
+    # A hostile place name: what a map or a table must escape.
+    [ '2001:db8:3::/48', q{S<o> & "Paulo's"}, 'BR', 'Brazil', -23.5505, -46.6333, 'America/Sao_Paulo', 3448439, '01000', 'SP' ],
 );
 my %sydney = ( '203.0.113.0/24' =>
     [ '203.0.113.0/24', 'Sydney', 'AU', 'Australia', -33.8688, 151.2093, 'Australia/Sydney', 2147714, '2000', 'New South Wales' ] );

@@ -167,6 +167,27 @@ errors_name_file_and_line(void **state)
 	expect_error("Socket inet:1@h\nSocket inet:2@h\n", "given twice");
 	expect_error("UserID no-such-user-here\n", "no such user");
 	expect_error("Socket\n", "missing value");
+	expect_error("PublicAddress 203.0.113.5:25\n",
+	    "PublicAddress: \"203.0.113.5:25\" is not an IPv4 or IPv6");
+	expect_error("PublicAddress [2001:db8::1]\n", "is not an IPv4 or IPv6");
+}
+
+static void
+public_address_and_map_land(void **state)
+{
+	char err[512];
+	struct mt_config *c = load_text("PublicAddress 2001:db8::25\n"
+	    "MapLand /srv/land.json\n", err, sizeof(err));
+
+	assert_non_null(c);
+	assert_string_equal(c->public_address, "2001:db8::25");
+	assert_string_equal(c->map_land, "/srv/land.json");
+	mt_config_unref(c);
+	assert_non_null(c = load_text("PublicAddress 203.0.113.5\n", err,
+	    sizeof(err)));
+	assert_string_equal(c->public_address, "203.0.113.5");
+	assert_string_equal(c->map_land, "/var/lib/mailtrail/land-110m.json");
+	mt_config_unref(c);
 }
 
 static void
@@ -214,6 +235,7 @@ main(void)
 		cmocka_unit_test(redis_modes_and_track_inbound),
 		cmocka_unit_test(max_deferral_takes_postfix_times),
 		cmocka_unit_test(errors_name_file_and_line),
+		cmocka_unit_test(public_address_and_map_land),
 		cmocka_unit_test(readable_secret_key_is_refused),
 		cmocka_unit_test(missing_secret_key_is_an_error_only_for_the_daemon),
 		cmocka_unit_test(unreadable_file_is_an_error),

@@ -29,7 +29,7 @@ struct fixture {
 	struct mt_path path;
 	struct mt_hop *hops;		/* exactly MT_PATH_HOPS_MAX: ASan checks */
 	size_t n, first_new;
-	const char *daemon_addr;
+	const char *daemon_addr, *public_addr;
 };
 
 struct want {
@@ -120,7 +120,7 @@ build(struct fixture *f, const char *client_ip)
 {
 	struct mt_path_in in = {
 		.client_ip = client_ip, .by = "mta1.test",
-		.daemon_addr = f->daemon_addr,
+		.daemon_addr = f->daemon_addr, .public_addr = f->public_addr,
 		.internal = &f->internal, .trusted = &f->trusted,
 		.site_mtas = &f->site, .geo = f->geo, .now_ms = NOW_MS,
 	};
@@ -191,6 +191,29 @@ remote_client_alone_is_one_hop_stamped_with_time_and_place(void **state)
 	expect_place(&f->hops[0].loc, 35.6762, 139.6503, "JP", "Tokyo");
 	/* The daemon's own address places this MTA: London. */
 	expect_place(&f->hops[0].by_loc, 51.5074, -0.1278, "GB", "London");
+}
+
+/* Behind NAT: Postfix's address has no place, PublicAddress has; and
+ * where Postfix's own address is placed, it wins. */
+static void
+public_address_places_this_mta_behind_nat(void **state)
+{
+	struct fixture *f = *state;
+
+	lists(f, "127.0.0.0/8, ::1/128", NULL, NULL);
+	f->daemon_addr = "10.0.0.1";
+	build(f, "203.0.113.30");
+	expect_no_place(&f->hops[0].by_loc);
+	f->public_addr = "2001:db8:1::25";
+	build(f, "203.0.113.30");
+	expect_place(&f->hops[0].by_loc, 40.7128, -74.006, "US", "New York");
+	f->daemon_addr = NULL;
+	build(f, "203.0.113.30");
+	expect_place(&f->hops[0].by_loc, 40.7128, -74.006, "US", "New York");
+	f->daemon_addr = "198.51.100.20";
+	build(f, "203.0.113.30");
+	expect_place(&f->hops[0].by_loc, 51.5074, -0.1278, "GB", "London");
+	expect_place(&f->hops[0].loc, 35.6762, 139.6503, "JP", "Tokyo");
 }
 
 static void
@@ -631,6 +654,7 @@ main(void)
 	const char *d = getenv("MT_TEST_MMDB_DIR");
 	const struct CMUnitTest tests[] = {
 		T(remote_client_alone_is_one_hop_stamped_with_time_and_place),
+		T(public_address_places_this_mta_behind_nat),
 		T(postfix_own_received_for_this_hop_is_not_a_second_hop),
 		T(trusted_relay_is_followed_back_to_the_first_untrusted_hop),
 		T(untrusted_client_makes_every_received_hop_unverified),
