@@ -29,7 +29,7 @@ struct loader {
 	int line;
 	char *err;
 	size_t errlen;
-	unsigned seen;		/* bit per key, to refuse repeats */
+	int seen[64];		/* line each key was first given on */
 	char *secret_path;	/* SecretKeyFile, read once the file is done */
 	int secret_line;
 };
@@ -708,6 +708,10 @@ static const struct key {
 	{ "RouteBlocklist", key_route_blocklist, 1 },
 };
 
+_Static_assert(sizeof(keys) / sizeof(keys[0]) <=
+    sizeof(((struct loader *)0)->seen) / sizeof(int),
+    "struct loader's seen[] has a slot per key");
+
 static struct mt_config *
 config_defaults(const char *path)
 {
@@ -779,9 +783,11 @@ apply_line(struct loader *ld, char *line)
 		return fail(ld, "unknown key \"%.64s\"", key);
 	if (*value == '\0')
 		return fail(ld, "%s: missing value", keys[i].name);
-	if (!keys[i].repeatable && (ld->seen & (1u << i)))
-		return fail(ld, "%s: given twice", keys[i].name);
-	ld->seen |= 1u << i;
+	if (!keys[i].repeatable && ld->seen[i] > 0)
+		return fail(ld, "%s: given twice, first on line %d; edit that "
+		    "line instead", keys[i].name, ld->seen[i]);
+	if (ld->seen[i] == 0)
+		ld->seen[i] = ld->line > 0 ? ld->line : 1;
 	return keys[i].fn(ld, value);
 }
 

@@ -165,6 +165,9 @@ errors_name_file_and_line(void **state)
 	expect_error("InternalHosts 10.0.0.0/33\n", "\"10.0.0.0/33\" is not an address");
 	expect_error("LogFormat xml\n", "neither kv nor json");
 	expect_error("Socket inet:1@h\nSocket inet:2@h\n", "given twice");
+	snprintf(want, sizeof(want), "%s:4: MapLand: given twice, first on "
+	    "line 2; edit that line instead", confpath);
+	expect_error("MapLand /a\n# x\nMapLand /b\n", want);
 	expect_error("UserID no-such-user-here\n", "no such user");
 	expect_error("Socket\n", "missing value");
 	expect_error("PublicAddress 203.0.113.5:25\n",
