@@ -24,7 +24,8 @@ static const struct cli_command commands[] = {
 	    "the whole path drawn on a world map (SVG)", cmd_map },
 	{ "search", "[--from ADDR] [--to ADDR] [--since T] [--until T] "
 	    "[--subject TEXT] [--ip IP] [--status STATUS] [--limit N]",
-	    "messages by sender and/or recipient, newest first", cmd_search },
+	    "messages by sender and/or recipient, or the most recent, newest "
+	    "first", cmd_search },
 	{ "route", "list | pause NAME [REASON] | resume NAME | check [NAME]",
 	    "outbound routes: health, pause and resume, DNS checks",
 	    cmd_route },

@@ -1,7 +1,9 @@
 /*
  * `mailtrail search`: messages by sender and/or recipient from the
  * P from:ADDR / P to:ADDR sorted sets (scored by received ms), newest first,
- * within --since/--until, as a table or a JSON array.
+ * within --since/--until, as a table or a JSON array. Without --from and
+ * --to, the recent messages: the RECEIVE events of the P events stream,
+ * newest first, as far back as the stream reaches.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@
 #include "cli.h"
 #include "../common/text.h"
 
-#define LIMIT_DEFAULT 100
+#define LIMIT_DEFAULT 1000
 #define LIMIT_MAX 100000
 /* With both --from and --to, each side is read up to this many IDs. */
 #define INTERSECT_MAX 200000
@@ -234,8 +236,6 @@ parse_args(struct search *s, int argc, char **argv)
 			rc = cli_usage_error(cmd, "%s: %s", argv[i], missing ?
 			    "needs a value" : "unknown option or argument");
 	}
-	if (rc == 0 && s->from[0] == '\0' && s->to[0] == '\0')
-		rc = cli_usage_error(cmd, "needs --from or --to (or both)");
 	return rc;
 }
 
@@ -258,6 +258,147 @@ range(struct cli *c, const struct search *s, const char *kind,
 	}
 	free(key);
 	return r;
+}
+
+/* Stream entries read per XREVRANGE, and at most in all. */
+#define STREAM_PAGE 2000
+#define STREAM_SCAN_MAX 2000000
+
+struct pages {
+	redisReply **r;
+	size_t n;
+};
+
+static void
+pages_free(struct pages *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		freeReplyObject(p->r[i]);
+	free(p->r);
+	p->r = NULL;
+	p->n = 0;
+}
+
+/* The value of field name in a stream entry's [field, value, ...]. */
+static const redisReply *
+entry_field(const redisReply *fields, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2)
+		if (fields->element[i]->type == REDIS_REPLY_STRING &&
+		    fields->element[i]->len == nlen &&
+		    memcmp(fields->element[i]->str, name, nlen) == 0 &&
+		    fields->element[i + 1]->type == REDIS_REPLY_STRING)
+			return fields->element[i + 1];
+	return NULL;
+}
+
+struct ranked {
+	const redisReply *id;
+	size_t at;		/* place in the newest-first list */
+};
+
+static int
+cmp_ranked(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+	size_t n = x->id->len < y->id->len ? x->id->len : y->id->len;
+	int d = memcmp(x->id->str, y->id->str, n);
+
+	if (d == 0)
+		d = (x->id->len > y->id->len) - (x->id->len < y->id->len);
+	return d ? d : (x->at > y->at) - (x->at < y->at);
+}
+
+/*
+ * The IDs of the newest RECEIVE events within --since/--until, newest
+ * first, each once; pointing into the pages read. (size_t)-1 on error.
+ */
+static size_t
+recent_ids(struct cli *c, const struct search *s, struct pages *pg,
+    const redisReply ***ids, size_t keep)
+{
+	char *key = cli_key(c, MT_KEY_STREAM, NULL, 0);
+	char end[48], start[24];
+	const redisReply **out = NULL;
+	struct ranked *sorted;
+	size_t n = 0, cap = 0, scanned = 0, i, k;
+
+	snprintf(end, sizeof(end), "%s", strcmp(s->max, "+inf") ? s->max : "+");
+	snprintf(start, sizeof(start), "%s", strcmp(s->min, "-inf") ? s->min
+	    : "-");
+	while (n < keep && scanned < STREAM_SCAN_MAX) {
+		redisReply *r = cli_command(c, key, "XREVRANGE %s %s %s COUNT "
+		    "%d", key, end, start, STREAM_PAGE);
+
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+			if (r != NULL) {
+				snprintf(c->err, sizeof(c->err), "Redis: %s is "
+				    "not a stream", key);
+				freeReplyObject(r);
+			}
+			free(key);
+			free(out);
+			return (size_t)-1;
+		}
+		pg->r = realloc(pg->r, (pg->n + 1) * sizeof(*pg->r));
+		if (pg->r == NULL)
+			cli_oom();
+		pg->r[pg->n++] = r;
+		for (i = 0; i < r->elements && n < keep; i++) {
+			const redisReply *e = r->element[i], *ev, *id;
+
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+				continue;
+			ev = entry_field(e->element[1], "ev");
+			id = entry_field(e->element[1], "id");
+			if (ev == NULL || id == NULL || ev->len != 7 ||
+			    memcmp(ev->str, "RECEIVE", 7) != 0 ||
+			    !cli_id_plausible(id->str, id->len))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 256;
+				out = realloc(out, cap * sizeof(*out));
+				if (out == NULL)
+					cli_oom();
+			}
+			out[n++] = id;
+		}
+		scanned += r->elements;
+		if (r->elements < STREAM_PAGE || r->element[r->elements - 1]->
+		    type != REDIS_REPLY_ARRAY || r->element[r->elements - 1]->
+		    elements != 2 || r->element[r->elements - 1]->element[0]->
+		    type != REDIS_REPLY_STRING)
+			break;
+		/* On from just below the last entry read. */
+		snprintf(end, sizeof(end), "(%s",
+		    r->element[r->elements - 1]->element[0]->str);
+	}
+	free(key);
+	if (scanned >= STREAM_SCAN_MAX)
+		fprintf(stderr, "mailtrail: looked at the newest %d events; "
+		    "narrow the search with --since/--until\n",
+		    STREAM_SCAN_MAX);
+	/* A message stored twice (a spool replay) is shown once: keep the
+	 * first, newest, of each ID. */
+	sorted = cli_xmalloc((n ? n : 1) * sizeof(*sorted));
+	for (i = 0; i < n; i++)
+		sorted[i] = (struct ranked){ out[i], i };
+	qsort(sorted, n, sizeof(*sorted), cmp_ranked);
+	for (i = 1; i < n; i++)
+		if (sorted[i].id->len == sorted[i - 1].id->len &&
+		    memcmp(sorted[i].id->str, sorted[i - 1].id->str,
+		    sorted[i].id->len) == 0)
+			out[sorted[i].at] = NULL;
+	free(sorted);
+	for (i = k = 0; i < n; i++)
+		if (out[i] != NULL)
+			out[k++] = out[i];
+	*ids = out;
+	return k;
 }
 
 static int
@@ -525,6 +666,7 @@ cmd_search(struct cli *c, int argc, char **argv)
 {
 	struct search s;
 	redisReply *a = NULL, *b = NULL;
+	struct pages pg = { NULL, 0 };
 	const redisReply **ids = NULL;
 	size_t n;
 	long shown = -1;
@@ -535,10 +677,15 @@ cmd_search(struct cli *c, int argc, char **argv)
 		return rc;
 	if (cli_connect(c) != 0)
 		return cli_fail(c);
-	n = select_ids(c, &s, &a, &b, &ids);
+	if (s.from[0] || s.to[0])
+		n = select_ids(c, &s, &a, &b, &ids);
+	else
+		n = recent_ids(c, &s, &pg, &ids, filtered(&s) ?
+		    FILTER_SCAN_MAX : (size_t)s.limit);
 	if (n != (size_t)-1)
 		shown = show_rows(c, &s, ids, n);
 	free(ids);
+	pages_free(&pg);
 	if (a != NULL)
 		freeReplyObject(a);
 	if (b != NULL)

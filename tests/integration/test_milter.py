@@ -16,6 +16,9 @@ import unittest
 
 import harness as h
 
+SEARCH_CLI = os.environ.get("MT_CLI") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "san", "mailtrail")
+
 MILTER = os.environ.get("MT_MILTER") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "san", "mailtrail-milter")
 DAY = 86400
@@ -165,6 +168,40 @@ class SubmissionHeaders(MilterCase):
             ttl = self.rc.ttl(key)
             self.assertGreater(ttl, 29 * DAY, "TTL of %s is %s" % (key, ttl))
             self.assertLessEqual(ttl, 30 * DAY, "TTL of %s is %s" % (key, ttl))
+
+
+class RecentSearch(MilterCase):
+    """`mailtrail search` without --from or --to: the newest messages the
+    real milter recorded, from the events stream."""
+
+    def search(self, *args):
+        r = subprocess.run([SEARCH_CLI, "-c", self.milter.conf, "--json", "search"]
+                           + list(args), capture_output=True, text=True, timeout=60)
+        return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else None), r.stderr
+
+    def test_search_without_filters_lists_the_newest_messages(self):
+        rc = self.redis.client()
+        tag = "recent-%d" % os.getpid()
+        ids = []
+        for n in range(3):
+            sent = self.send("alice@client.test", ["bob@remote.test"],
+                             "%s message %d" % (tag, n))
+            ids.append(h.wait_for(lambda: rc.get("mt:qid:" + sent.qid), 10, "qid key"))
+            self.sink.by_subject("%s message %d" % (tag, n))
+        code, rows, err = self.search("--limit", "3")
+        self.assertEqual(code, 0, err)
+        self.assertEqual([r["id"] for r in rows], ids[::-1])
+        self.assertEqual(rows[0]["sender"], "alice@client.test")
+        code, rows, err = self.search("--limit", "100")
+        self.assertEqual(len([r["id"] for r in rows]), len(set(r["id"] for r in rows)))
+        self.assertGreaterEqual(len(rows), 3)
+        code, rows, err = self.search("--subject", tag.upper() + " MESSAGE 1")
+        self.assertEqual((code, [r["id"] for r in rows]), (0, [ids[1]]), err)
+        code, rows, err = self.search("--since", "2099-01-01")
+        self.assertEqual(code, 1, err)
+        self.assertEqual(rows, [])
+        code, rows, err = self.search("--until", "2001-01-01")
+        self.assertEqual(code, 1, err)
 
 
 class InboundOff(unittest.TestCase):
