@@ -363,7 +363,7 @@ route_check_one(struct cli *c, const struct mt_route *r, struct cli_table *t,
 		json_object_set_new(o, "problem", cli_json_string(h.problem,
 		    strlen(h.problem)));
 		json_array_append_new(arr, o);
-		return 0;
+		return listed;
 	}
 	cli_table_safe(t, r->name);
 	cli_table_safe(t, ip);
@@ -373,7 +373,7 @@ route_check_one(struct cli *c, const struct mt_route *r, struct cli_table *t,
 	cli_table_safe(t, h.helo_match ? "yes" : "no");
 	cli_table_text(t, or_dash(reason), strlen(or_dash(reason)));
 	cli_table_text(t, or_dash(h.problem), strlen(or_dash(h.problem)));
-	return 0;
+	return listed;
 }
 
 static int
@@ -381,7 +381,7 @@ route_check(struct cli *c, const struct mt_routes *rs, const char *only)
 {
 	struct cli_table t;
 	json_t *arr = c->json ? json_array() : NULL;
-	int rc = CLI_FOUND;
+	int rc = CLI_FOUND, one, listed = 0;
 
 	cli_table_init(&t, 8);
 	for (const char *const *h = (const char *const[]){ "ROUTE", "IP",
@@ -391,12 +391,13 @@ route_check(struct cli *c, const struct mt_routes *rs, const char *only)
 	for (size_t i = 0; i < rs->n; i++) {
 		if (only && strcasecmp(only, rs->v[i].name) != 0)
 			continue;
-		if (route_check_one(c, &rs->v[i], &t, arr) < 0) {
+		if ((one = route_check_one(c, &rs->v[i], &t, arr)) < 0) {
 			if (c->err[0])
 				cli_fail(c);
 			rc = CLI_FAIL;
 			break;
 		}
+		listed += one;
 	}
 	if (rc == CLI_FOUND) {
 		if (arr != NULL) {
@@ -408,6 +409,12 @@ route_check(struct cli *c, const struct mt_routes *rs, const char *only)
 	}
 	json_decref(arr);
 	cli_table_free(&t);
+	/* A monitoring check reads the exit status: 1 when a route is listed. */
+	if (rc == CLI_FOUND && listed > 0) {
+		fprintf(stderr, "mailtrail: %d route(s) listed on a blocklist\n",
+		    listed);
+		rc = CLI_NOT_FOUND;
+	}
 	return rc;
 }
 

@@ -202,8 +202,12 @@ class RouteTest(unittest.TestCase):
         ]).start()
         routed = self.routed(THREE_ROUTES, extra={"RouteBlocklist": "bl.test"})
         r = dns.run([rs.cli_binary(), "-c", routed.conf, "route", "check"])
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # A listed route fails the check, for monitoring.
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("1 route(s) listed on a blocklist", r.stderr)
         self.assertRegex(r.stdout, r"(?m)^r2\s+127\.0\.0\.12\s+listed\s")
+        r = dns.run([rs.cli_binary(), "-c", routed.conf, "route", "check", "r1"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         h1 = self.rc.hgetall("mt:route:r1")
         self.assertEqual((h1["state"], h1["listed"], h1["ptr"], h1["fcrdns"],
                           h1["helo_match"]), ("active", "0", "r1.test", "pass", "yes"))
