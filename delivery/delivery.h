@@ -195,10 +195,10 @@ struct mt_journal {
  * Opens the journal files in dir (NULL: the system journal), entries of
  * facility mail only, and stands after the cursor the state file holds:
  * the saved entry itself was applied and is skipped; when it is gone
- * (vacuumed, or a cursor of another journal) the next entry in time is
- * the first. Without a usable cursor it starts at the head, as the file
- * follower starts a file it has no position for at 0, with f->warn saying
- * why when there was a cursor. 0, or -1 with jr->err.
+ * (vacuumed, or a cursor of another journal) the first entry at or after
+ * its time comes next. Without a usable cursor it starts at the head, as
+ * the file follower starts a file it has no position for at 0, with
+ * jr->warn saying why when there was a state. 0, or -1 with jr->err.
  */
 int mt_journal_open(struct mt_journal *jr, const char *dir, const char *state);
 

@@ -84,7 +84,7 @@ seek_saved(struct mt_journal *jr, const char *state)
 		jr->take_current = 1;
 		snprintf(jr->warn, sizeof(jr->warn), "the entry of the cursor in "
 		    "%s is not in the journal (vacuumed, or another journal's); "
-		    "resuming at the first entry after its time", state);
+		    "resuming at the first entry at or after its time", state);
 	}
 	return 0;
 }
