@@ -290,7 +290,7 @@ class JournalDelivery(unittest.TestCase):
         missing = os.path.join(self.work, "no-such-dir")
         r = ds.cli(self.milter.conf, "logwatch", "--journal", missing,
                    "--once")
-        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.returncode, 2)
         self.assertIn("cannot open the journal directory %s: No such file "
                       "or directory" % missing, r.stderr)
 
