@@ -19,6 +19,9 @@ GMIME_CFLAGS := $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
 GMIME_LIBS   := $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(CFLAGS)
 LIBS     = -levent_core -levent_pthreads -lhiredis -lmaxminddb -ljansson $(GMIME_LIBS) -lssl -lcrypto -lresolv -lpthread -lm
+# Only the command reads the systemd journal (logwatch --journal); the
+# daemons never pull delivery/journal.o out of the library.
+CLI_LIBS = -lsystemd
 
 SANCC    = clang-14
 SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -66,7 +69,7 @@ $(B)/mailtrail-milter: $(MILTER_SRC:%.c=$(B)/%.o) $(B)/libmt.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/mailtrail: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libmt.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(CLI_LIBS)
 
 $(B)/mailtrail-routed: $(ROUTED_SRC:%.c=$(B)/%.o) $(B)/libmt.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
@@ -83,7 +86,7 @@ $(BS)/mailtrail-milter: $(MILTER_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
 	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
 
 $(BS)/mailtrail: $(CLI_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
-	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)
+	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS) $(CLI_LIBS)
 
 $(BS)/mailtrail-routed: $(ROUTED_SRC:%.c=$(BS)/%.o) $(BS)/libmt.a
 	$(SANCC) $(SANFLAGS) -pthread -o $@ $^ $(LIBS)

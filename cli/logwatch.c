@@ -1,9 +1,11 @@
 /*
- * `mailtrail logwatch [--state FILE] [--once] [FILE|-]`: follows Postfix's
- * log and turns delivery lines of tracked mail into SEND / DEFER / BOUNCE
- * events. Lines are taken in batches: one pipelined queue-ID lookup, one
- * pipelined script call per batch, then the position is saved, so a restart
- * resumes after the last applied batch (Redis drops what it already has).
+ * `mailtrail logwatch [--state FILE] [--once] [--journal[=DIR]] [FILE|-]`:
+ * follows Postfix's log, or its entries in the systemd journal, and turns
+ * delivery lines of tracked mail into SEND / DEFER / BOUNCE events. Lines
+ * are taken in batches: one pipelined queue-ID lookup, one pipelined script
+ * call per batch, then the position (file offset or journal cursor) is
+ * saved, so a restart resumes after the last applied batch (Redis drops
+ * what it already has).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #define POLL_MS 200
 #define RETRY_MS 1000
 #define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
+#define LOG_DEFAULT "/var/log/mail.log"
 
 struct lw_counts {
 	unsigned long long lines, results, tracked, written, dup, bad, other;
@@ -45,6 +48,12 @@ struct lw {
 	off_t saved_off;		/* what the state file says */
 	ino_t saved_ino;
 	struct lw_counts k;
+};
+
+/* Where the lines come from: a log file (or stdin), or the journal. */
+struct lw_src {
+	struct mt_follow f;
+	struct mt_journal *jr;		/* NULL: f */
 };
 
 /*
@@ -166,13 +175,35 @@ apply_batch(struct lw *w)
 	return 0;
 }
 
+/* The position after the lines taken so far, when it moved. */
+static void
+save_position(struct lw *w, struct lw_src *s)
+{
+	struct mt_follow *f = &s->f;
+	char err[256];
+
+	if (s->jr != NULL) {
+		if (mt_journal_save(s->jr, w->state) != 0)
+			fprintf(stderr, "mailtrail logwatch: warning: %s\n",
+			    s->jr->err);
+		return;
+	}
+	if (f->off == w->saved_off && f->ino == w->saved_ino)
+		return;
+	w->saved_off = f->off;
+	w->saved_ino = f->ino;
+	if (mt_follow_save(f, w->state) != 0) {
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		fprintf(stderr, "mailtrail logwatch: warning: cannot save the "
+		    "position to %s: %s\n", w->state, err);
+	}
+}
+
 /* Applies the batch (retrying while Redis is away unless once), saves the
  * position. 0, or -1 to give up. */
 static int
-flush_batch(struct lw *w, struct mt_follow *f, int once)
+flush_batch(struct lw *w, struct lw_src *s, int once)
 {
-	char err[256];
-
 	while (w->n > 0) {
 		if (apply_batch(w) == 0)
 			break;
@@ -183,15 +214,7 @@ flush_batch(struct lw *w, struct mt_follow *f, int once)
 		cli_sleep_ms(RETRY_MS);
 	}
 	w->n = 0;
-	if (f->off == w->saved_off && f->ino == w->saved_ino)
-		return 0;
-	w->saved_off = f->off;
-	w->saved_ino = f->ino;
-	if (mt_follow_save(f, w->state) != 0) {
-		snprintf(err, sizeof(err), "%s", strerror(errno));
-		fprintf(stderr, "mailtrail logwatch: warning: cannot save the "
-		    "position to %s: %s\n", w->state, err);
-	}
+	save_position(w, s);
 	return 0;
 }
 
@@ -275,17 +298,58 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
 	w->n++;
 }
 
+/*
+ * The next line of either source: 1, 0 at the end for now, -1 with the
+ * error printed. A journal entry that makes no line the parser may read
+ * (binary message, unsafe identifier) is handed out as cut: counted and
+ * quoted as unparsable.
+ */
 static int
-follow_loop(struct lw *w, struct mt_follow *f, int once)
+next_line(struct lw_src *s, const char **line, size_t *len, int *cut)
+{
+	enum mt_jline_kind kind;
+	int r;
+
+	if (s->jr == NULL) {
+		r = mt_follow_next(&s->f, line, len, cut);
+		if (r < 0)
+			fprintf(stderr, "mailtrail logwatch: %s\n", s->f.err);
+		return r;
+	}
+	r = mt_journal_next(s->jr, line, len, &kind);
+	if (r < 0)
+		fprintf(stderr, "mailtrail logwatch: %s\n", s->jr->err);
+	*cut = r > 0 && kind != MT_JLINE_OK;
+	return r;
+}
+
+/* Nothing new: waits for more (0), or says the source is done (1). */
+static int
+wait_more(struct lw_src *s, int once)
+{
+	if (once || (s->jr == NULL && s->f.path == NULL))
+		return 1;
+	if (s->jr == NULL) {
+		cli_sleep_ms(POLL_MS);
+		return 0;
+	}
+	if (mt_journal_wait(s->jr, POLL_MS) != 0) {
+		fprintf(stderr, "mailtrail logwatch: %s\n", s->jr->err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+follow_loop(struct lw *w, struct lw_src *s, int once)
 {
 	const char *line;
 	size_t len;
-	int r, cut, status = CLI_FOUND;
+	int r, cut, more, status = CLI_FOUND;
 
 	while (!cli_stop_requested) {
-		r = mt_follow_next(f, &line, &len, &cut);
+		r = next_line(s, &line, &len, &cut);
 		if (r < 0) {
-			fprintf(stderr, "mailtrail logwatch: %s\n", f->err);
 			status = CLI_FAIL;
 			break;
 		}
@@ -294,17 +358,16 @@ follow_loop(struct lw *w, struct mt_follow *f, int once)
 			if (w->n < BATCH)
 				continue;
 		}
-		if (flush_batch(w, f, once) != 0) {
+		if (flush_batch(w, s, once) != 0) {
 			status = CLI_FAIL;
 			break;
 		}
-		if (r == 0) {
-			if (once || f->path == NULL)
-				break;
-			cli_sleep_ms(POLL_MS);
+		if (r == 0 && (more = wait_more(s, once)) != 0) {
+			status = more < 0 ? CLI_FAIL : status;
+			break;
 		}
 	}
-	if (status == CLI_FOUND && flush_batch(w, f, 1) != 0)
+	if (status == CLI_FOUND && flush_batch(w, s, 1) != 0)
 		status = CLI_FAIL;
 	return status;
 }
@@ -377,14 +440,82 @@ free_names(struct lw *w)
 	free(w->names);
 }
 
+/*
+ * Which source: --journal[=DIR] (a directory operand also names DIR), a
+ * FILE or "-", and with neither the default log when it exists, else the
+ * journal: Debian without rsyslog has no /var/log/mail.log, and Postfix's
+ * lines are in the journal only. 0, or the usage error's status.
+ */
+static int
+pick_source(const struct cli_command *cmd, int argc, char **argv, int i,
+    int journal, const char **path, const char **jdir)
+{
+	if (argc - i > 1)
+		return cli_usage_error(cmd, "expects at most one log file or "
+		    "journal directory");
+	if (i < argc && journal && *jdir != NULL)
+		return cli_usage_error(cmd, "--journal=DIR and a directory: "
+		    "give one");
+	if (i < argc)
+		*(journal ? jdir : path) = argv[i];
+	if (journal || *path != NULL)
+		return 0;
+	if (access(LOG_DEFAULT, F_OK) == 0 || errno != ENOENT) {
+		*path = LOG_DEFAULT;
+		return 0;
+	}
+	fprintf(stderr, "mailtrail logwatch: %s does not exist; following the "
+	    "systemd journal\n", LOG_DEFAULT);
+	return 0;
+}
+
+static int
+open_source(struct lw_src *s, const char *path, const char *jdir,
+    const char *state)
+{
+	if (path != NULL) {
+		if (mt_follow_open(&s->f, path, state) == 0)
+			return 0;
+		fprintf(stderr, "mailtrail logwatch: %s\n", s->f.err);
+		mt_follow_close(&s->f);
+		return -1;
+	}
+	if ((s->jr = malloc(sizeof(*s->jr))) == NULL) {
+		fprintf(stderr, "mailtrail logwatch: out of memory\n");
+		return -1;
+	}
+	if (mt_journal_open(s->jr, jdir, state) != 0) {
+		fprintf(stderr, "mailtrail logwatch: %s\n", s->jr->err);
+		mt_journal_close(s->jr);
+		free(s->jr);
+		s->jr = NULL;
+		return -1;
+	}
+	if (s->jr->warn[0] != '\0')
+		fprintf(stderr, "mailtrail logwatch: warning: %s\n", s->jr->warn);
+	return 0;
+}
+
+static void
+close_source(struct lw_src *s)
+{
+	if (s->jr == NULL) {
+		mt_follow_close(&s->f);
+		return;
+	}
+	mt_journal_close(s->jr);
+	free(s->jr);
+	s->jr = NULL;
+}
+
 int
 cmd_logwatch(struct cli *c, int argc, char **argv)
 {
 	const struct cli_command *cmd = cli_find_command(argv[0]);
 	struct lw w = { .c = c, .state = STATE_DEFAULT };
-	struct mt_follow f;
-	const char *path = "/var/log/mail.log";
-	int i, once = 0, rc;
+	struct lw_src src = { .jr = NULL };
+	const char *path = NULL, *jdir = NULL;
+	int i, once = 0, journal = 0, rc;
 
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
 		if (strcmp(argv[i], "--once") == 0)
@@ -393,18 +524,26 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 			w.state = argv[++i];
 		else if (strcmp(argv[i], "--no-state") == 0)
 			w.state = NULL;
-		else if (strcmp(argv[i], "--") == 0) {
+		else if (strcmp(argv[i], "--journal") == 0) {
+			journal = 1;
+			/* "--journal DIR": with the journal the one operand
+			 * is its directory, so it may come before options. */
+			if (i + 1 < argc && argv[i + 1][0] != '-')
+				jdir = argv[++i];
+		} else if (strncmp(argv[i], "--journal=", 10) == 0 &&
+		    argv[i][10] != '\0') {
+			journal = 1;
+			jdir = argv[i] + 10;
+		} else if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
 		} else
 			return cli_usage_error(cmd, "%s: unknown option or "
 			    "missing value", argv[i]);
 	}
-	if (argc - i > 1)
-		return cli_usage_error(cmd, "expects at most one log file");
-	if (i < argc)
-		path = argv[i];
-	if (strcmp(path, "-") == 0)
+	if ((rc = pick_source(cmd, argc, argv, i, journal, &path, &jdir)) != 0)
+		return rc;
+	if (path != NULL && strcmp(path, "-") == 0)
 		w.state = NULL;		/* a pipe has no position to resume */
 	if (cli_connect(c) != 0)
 		return cli_fail(c);
@@ -423,15 +562,12 @@ cmd_logwatch(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "mailtrail logwatch: out of memory\n");
 		goto out;
 	}
-	if (mt_follow_open(&f, path, w.state) != 0) {
-		fprintf(stderr, "mailtrail logwatch: %s\n", f.err);
-		mt_follow_close(&f);
+	if (open_source(&src, path, jdir, w.state) != 0)
 		goto out;
-	}
 	cli_catch_stop();
-	rc = follow_loop(&w, &f, once);
+	rc = follow_loop(&w, &src, once);
 	report(&w);
-	mt_follow_close(&f);
+	close_source(&src);
 out:
 	free(w.dlv);
 	free(w.fp);

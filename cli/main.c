@@ -35,9 +35,10 @@ static const struct cli_command commands[] = {
 	{ "mark-read", "ID|QUEUEID|MESSAGE-ID RECIPIENT",
 	    "record that RECIPIENT read the message (IMAP hooks, scripts)",
 	    cmd_mark_read },
-	{ "logwatch", "[--state FILE | --no-state] [--once] [FILE|-]",
-	    "follow Postfix's log (default /var/log/mail.log) into delivery "
-	    "events", cmd_logwatch },
+	{ "logwatch", "[--state FILE | --no-state] [--once] "
+	    "[FILE | - | --journal[=DIR]]",
+	    "follow Postfix's log (default /var/log/mail.log, else the "
+	    "journal) into delivery events", cmd_logwatch },
 	{ "dovecot-watch", "[--state FILE | --no-state] [--once] "
 	    "[--doveadm-config FILE] [FILE]",
 	    "follow Dovecot's log (default /var/log/mail.log) into reads and "

@@ -1,7 +1,8 @@
 /*
  * Postfix delivery results: parsing one maillog line into a per-recipient
  * result (pure, bounded: fixed buffers, no allocation), the event JSON it
- * becomes, and following a log file across appends and rotation.
+ * becomes, following a log file across appends and rotation, and following
+ * Postfix's entries in the systemd journal as the same lines.
  */
 #ifndef MT_DELIVERY_H
 #define MT_DELIVERY_H
@@ -136,5 +137,86 @@ int mt_follow_next(struct mt_follow *f, const char **line, size_t *len,
 /* Writes "inode offset" atomically (tmp + rename). 0 or -1 with err. */
 int mt_follow_save(const struct mt_follow *f, const char *state);
 void mt_follow_close(struct mt_follow *f);
+
+/* Replaces the state file with text: tmp file, fsync, rename. 0, or -1
+ * with errno. Shared by the file and the journal follower. */
+int mt_state_write(const char *state, const char *text);
+
+/* ---- Postfix's entries in the systemd journal ---------------------- */
+
+/* The fields of one journal entry that make its syslog line: the entry's
+ * own bytes (not NUL-terminated, anything at all), NULL when absent. */
+struct mt_jentry {
+	uint64_t t_us;			/* __REALTIME_TIMESTAMP */
+	const char *host;		/* _HOSTNAME */
+	size_t host_len;
+	const char *ident;		/* SYSLOG_IDENTIFIER */
+	size_t ident_len;
+	const char *pid;		/* SYSLOG_PID, else _PID */
+	size_t pid_len;
+	const char *msg;		/* MESSAGE */
+	size_t msg_len;
+};
+
+enum mt_jline_kind {
+	MT_JLINE_BAD = -1,	/* no line the parser may read (no or unsafe
+				 * identifier, binary message, no message);
+				 * out holds what could be written, to quote */
+	MT_JLINE_OK = 0,
+	MT_JLINE_CUT = 1	/* message too long: out is the line cut at
+				 * MT_DLV_LINE_MAX */
+};
+
+/*
+ * "2026-11-21T23:15:00.123456Z HOST IDENT[PID]: MESSAGE" into out (room for
+ * MT_DLV_LINE_MAX + 1 bytes, NUL-terminated), *out_len its length. The time
+ * is UTC to the microsecond, so mt_dlv_parse reads it back exactly and the
+ * line (its fingerprint) is the same on every read of the entry. A host
+ * that is not one token becomes "-"; a PID that is not digits is left out.
+ */
+enum mt_jline_kind mt_journal_line(const struct mt_jentry *e, char *out,
+    size_t *out_len);
+
+struct sd_journal;
+
+struct mt_journal {
+	struct sd_journal *j;
+	char *dir;		/* NULL: this machine's system journal */
+	int take_current;	/* the entry we stand on is not handed out yet */
+	int moved;		/* entries taken since the last save */
+	char msg[MT_DLV_LINE_MAX + 1];	/* MESSAGE, one byte more than fits */
+	char line[MT_DLV_LINE_MAX + 1];
+	char err[256];
+	char warn[512];		/* set by open: the saved cursor was unusable,
+				 * or no journal file is readable */
+};
+
+/*
+ * Opens the journal files in dir (NULL: the system journal), entries of
+ * facility mail only, and stands after the cursor the state file holds:
+ * the saved entry itself was applied and is skipped; when it is gone
+ * (vacuumed, or a cursor of another journal) the first entry at or after
+ * its time comes next. Without a usable cursor it starts at the head, as
+ * the file follower starts a file it has no position for at 0, with
+ * jr->warn saying why when there was a state. 0, or -1 with jr->err.
+ */
+int mt_journal_open(struct mt_journal *jr, const char *dir, const char *state);
+
+/*
+ * The next entry as a line: 1 with *line, *len (valid until the next
+ * call) and *kind from mt_journal_line, 0 when nothing new is there, -1
+ * with jr->err.
+ */
+int mt_journal_next(struct mt_journal *jr, const char **line, size_t *len,
+    enum mt_jline_kind *kind);
+
+/* Waits up to timeout_ms for the journal to change (new entries, files
+ * rotated or added). 0, or -1 with jr->err. */
+int mt_journal_wait(struct mt_journal *jr, int timeout_ms);
+
+/* Writes "cursor CURSOR" of the last entry taken, atomically; nothing
+ * when no entry was taken since the last save. 0, or -1 with jr->err. */
+int mt_journal_save(struct mt_journal *jr, const char *state);
+void mt_journal_close(struct mt_journal *jr);
 
 #endif

@@ -319,27 +319,41 @@ mt_follow_next(struct mt_follow *f, const char **line, size_t *len, int *cut)
 }
 
 int
-mt_follow_save(const struct mt_follow *f, const char *state)
+mt_state_write(const char *state, const char *text)
 {
 	char tmp[4096];
 	FILE *fp;
-	int ok;
+	int ok, saved;
 
-	if (f->path == NULL || state == NULL)
-		return 0;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", state) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", state) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
 		return -1;
+	}
 	if ((fp = fopen(tmp, "w")) == NULL)
 		return -1;
-	ok = fprintf(fp, "%ju %jd\n", (uintmax_t)f->ino, (intmax_t)f->off) > 0;
+	ok = fputs(text, fp) >= 0;
 	ok = fflush(fp) == 0 && ok;
 	ok = fsync(fileno(fp)) == 0 && ok;
 	ok = fclose(fp) == 0 && ok;
 	if (!ok || rename(tmp, state) != 0) {
+		saved = errno;
 		unlink(tmp);
+		errno = saved;
 		return -1;
 	}
 	return 0;
+}
+
+int
+mt_follow_save(const struct mt_follow *f, const char *state)
+{
+	char text[64];
+
+	if (f->path == NULL || state == NULL)
+		return 0;
+	snprintf(text, sizeof(text), "%ju %jd\n", (uintmax_t)f->ino,
+	    (intmax_t)f->off);
+	return mt_state_write(state, text);
 }
 
 void

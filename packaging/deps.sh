@@ -1,18 +1,20 @@
 #!/bin/sh
 # Installs the Debian 12 packages that building, testing, the demo and the
 # benchmark need (opendkim, opendkim-tools and python3-dkim: the real DKIM
-# verifier, key maker and signer of the read-receipt tests). Safe to run
+# verifier, key maker and signer of the read-receipt tests; libsystemd-dev
+# for logwatch --journal, systemd-journal-remote to write the journal files
+# its tests read). Safe to run
 # again: it only calls apt-get when something is missing, so a machine
 # that has everything pays one dpkg query.
 set -eu
 
 PKGS="build-essential pkg-config clang-14 libclang-rt-14-dev
 libevent-dev libhiredis-dev libmaxminddb-dev libssl-dev libjansson-dev
-libcmocka-dev libgmime-3.0-dev postfix redis-server redis-sentinel redis-tools swaks miltertest dnsmasq-base
+libcmocka-dev libgmime-3.0-dev libsystemd-dev postfix redis-server redis-sentinel redis-tools swaks miltertest dnsmasq-base
 libmaxmind-db-writer-perl mmdb-bin python3 python3-redis util-linux
 iproute2 procps strace opendkim opendkim-tools python3-dkim
 dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
-python3-geojson librsvg2-bin"
+python3-geojson librsvg2-bin systemd-journal-remote"
 
 missing=""
 for p in $PKGS; do
