@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian 12 packages that building, testing, the demo and the
 # benchmark need (opendkim, opendkim-tools and python3-dkim: the real DKIM
-# verifier, key maker and signer of the read-receipt tests). Safe to run
+# verifier, key maker and signer of the read-receipt tests; debhelper and
+# lintian: make deb and its test). Safe to run
 # again: it only calls apt-get when something is missing, so a machine
 # that has everything pays one dpkg query.
 set -eu
@@ -11,7 +12,8 @@ libevent-dev libhiredis-dev libmaxminddb-dev libssl-dev libjansson-dev
 libcmocka-dev libgmime-3.0-dev postfix redis-server redis-sentinel redis-tools swaks miltertest dnsmasq-base
 libmaxmind-db-writer-perl mmdb-bin python3 python3-redis util-linux
 iproute2 procps strace opendkim opendkim-tools python3-dkim
-dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve"
+dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
+debhelper lintian"
 
 missing=""
 for p in $PKGS; do
