@@ -7,17 +7,21 @@
 #   make geodb      fetch DB-IP Lite City into data/geo
 #   make worldmap   fetch Natural Earth land into data/map
 #   make install PREFIX=/usr DESTDIR=...
+#   make deb        Debian packages into build/deb/ (debian/, dpkg-buildpackage)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC      ?= cc
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Werror
 CFLAGS  ?= -O2 -g
 GMIME_CFLAGS := $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
 GMIME_LIBS   := $(shell pkg-config --libs gmime-3.0 2>/dev/null)
-ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(CFLAGS)
+# CPPFLAGS and LDFLAGS too: dpkg-buildflags hands the package build its
+# hardening (fortify, relro, bindnow) through them.
+ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE $(WARN) $(GMIME_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LIBS     = -levent_core -levent_pthreads -lhiredis -lmaxminddb -ljansson $(GMIME_LIBS) -lssl -lcrypto -lresolv -lpthread -lm
 # Only the command reads the systemd journal (logwatch --journal); the
 # daemons never pull delivery/journal.o out of the library.
@@ -50,7 +54,7 @@ export ASAN_OPTIONS  = detect_leaks=1:abort_on_error=0:allocator_may_return_null
 export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS  = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-.PHONY: all deps testdb check unit fuzz-replay integration demo bench install clean san fuzz geodb worldmap
+.PHONY: all deps testdb check unit fuzz-replay integration demo bench install clean san fuzz geodb worldmap deb
 
 all: $(PROGS)
 
@@ -66,13 +70,13 @@ $(B)/libmt.a: $(LIB_SRC:%.c=$(B)/%.o)
 	@rm -f $@; ar rcs $@ $^
 
 $(B)/mailtrail-milter: $(MILTER_SRC:%.c=$(B)/%.o) $(B)/libmt.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/mailtrail: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libmt.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(CLI_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CLI_LIBS)
 
 $(B)/mailtrail-routed: $(ROUTED_SRC:%.c=$(B)/%.o) $(B)/libmt.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # --- sanitizer build (tests run against this) ----------------------------
 $(BS)/%.o: %.c $(HDRS)
@@ -189,6 +193,24 @@ install: all
 	install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf.sample
 	test -e $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf || \
 	    install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 644 packaging/*.service packaging/*.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
+
+# --- Debian package -------------------------------------------------------
+# dpkg-buildpackage writes its results next to the source tree, so the tree
+# (without build output, downloads and .git) is copied to $(DEB)/src and the
+# .deb files land in $(DEB). MAKEFLAGS is cleared: this make's B=... must not
+# reach the package build, which has its own build/ inside the copy.
+DEB = $(B)/deb
+
+deb: deps
+	rm -rf $(DEB)
+	mkdir -p $(DEB)/src
+	tar -cf - --exclude=./build --exclude=./data --exclude=./.git . | tar -xf - -C $(DEB)/src
+	cd $(DEB)/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	    DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
+	    dpkg-buildpackage -b -us -uc
+	@ls $(DEB)/*.deb
 
 clean:
 	rm -rf build

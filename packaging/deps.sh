@@ -3,7 +3,7 @@
 # benchmark need (opendkim, opendkim-tools and python3-dkim: the real DKIM
 # verifier, key maker and signer of the read-receipt tests; libsystemd-dev
 # for logwatch --journal, systemd-journal-remote to write the journal files
-# its tests read). Safe to run
+# its tests read; debhelper and lintian: make deb and its test). Safe to run
 # again: it only calls apt-get when something is missing, so a machine
 # that has everything pays one dpkg query.
 set -eu
@@ -14,7 +14,8 @@ libcmocka-dev libgmime-3.0-dev libsystemd-dev postfix redis-server redis-sentine
 libmaxmind-db-writer-perl mmdb-bin python3 python3-redis util-linux
 iproute2 procps strace opendkim opendkim-tools python3-dkim
 dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
-python3-geojson librsvg2-bin systemd-journal-remote"
+python3-geojson librsvg2-bin systemd-journal-remote
+debhelper lintian"
 
 missing=""
 for p in $PKGS; do
