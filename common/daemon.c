@@ -4,6 +4,8 @@
  * that says what the environment lacks.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -388,4 +390,162 @@ mt_daemon_drop(const char *name, uid_t uid, gid_t gid)
 	if (uid != 0 && (setuid(0) == 0 || geteuid() != uid))
 		mt_fatal("privileges of %s could be regained; refusing to run",
 		    name);
+}
+
+/* --- -n: who can reach what ------------------------------------------ */
+
+struct who {
+	uid_t uid;
+	gid_t groups[64];
+	int ngroups;
+};
+
+/* May who have bits (4 r, 2 w, 1 x) on a file of this owner and mode? */
+static int
+who_may(const struct who *w, uid_t owner, gid_t group, mode_t mode, int bits)
+{
+	if (w->uid == 0)
+		return 1;
+	if (owner == w->uid)
+		return (int)((mode >> 6) & (mode_t)bits) == bits;
+	for (int i = 0; i < w->ngroups; i++)
+		if (w->groups[i] == group)
+			return (int)((mode >> 3) & (mode_t)bits) == bits;
+	return (int)(mode & (mode_t)bits) == bits;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+add_problem(char *out, size_t outlen, const char *fmt, ...)
+{
+	size_t n = strlen(out);
+	va_list ap;
+
+	if (n + 1 >= outlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(out + n, outlen - n, fmt, ap);
+	va_end(ap);
+	n = strlen(out);
+	if (n + 1 < outlen) {
+		out[n] = '\n';
+		out[n + 1] = '\0';
+	}
+}
+
+/*
+ * Every existing directory above path (and path itself when it is one and
+ * full is set) searchable by w; the first that is not goes into bad.
+ * Returns 0, or -1 with bad set.
+ */
+static int
+walk_up(const char *path, const struct who *w, char *bad, size_t badlen)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (i = 1; dir[i] != '\0'; i++) {
+		if (dir[i] != '/')
+			continue;
+		dir[i] = '\0';
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    !who_may(w, st.st_uid, st.st_gid, st.st_mode, 1)) {
+			snprintf(bad, badlen, "%s (mode %04o, owner %u:%u)", dir,
+			    (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+			    (unsigned)st.st_gid);
+			return -1;
+		}
+		dir[i] = '/';
+	}
+	return 0;
+}
+
+int
+mt_daemon_check_access(const struct mt_config *cfg, int check_spool,
+    const char *spec, const char *what, int have_user, uid_t uid, gid_t gid,
+    const char *peer, char *out, size_t outlen)
+{
+	struct who svc = { .uid = have_user ? uid : 0, .ngroups = 1 };
+	struct who pf = { 0 };
+	struct mt_listen_addr a;
+	struct passwd *pw;
+	char err[256], bad[PATH_MAX + 64], parent[PATH_MAX], *slash;
+	struct stat st;
+	int problems = 0;
+	uid_t sock_uid = have_user ? uid : 0;
+	gid_t sock_gid = have_user ? gid : 0;
+	mode_t sock_mode = 0777 & ~(mode_t)cfg->umask;
+
+	out[0] = '\0';
+	svc.groups[0] = have_user ? gid : 0;
+	/* SpoolDir: made (one level) and handed to UserID at start. */
+	if (have_user && cfg->spool_dir != NULL && check_spool) {
+		if (stat(cfg->spool_dir, &st) == 0) {
+			if (!S_ISDIR(st.st_mode) || !who_may(&svc, st.st_uid,
+			    st.st_gid, st.st_mode, 3)) {
+				add_problem(out, outlen, "SpoolDir %s: UserID %s "
+				    "cannot write it (mode %04o, owner %u:%u); "
+				    "chown %s to %s", cfg->spool_dir,
+				    cfg->userid, (unsigned)(st.st_mode & 07777),
+				    (unsigned)st.st_uid, (unsigned)st.st_gid,
+				    cfg->spool_dir, cfg->userid);
+				problems++;
+			}
+		} else {
+			snprintf(parent, sizeof(parent), "%s", cfg->spool_dir);
+			if ((slash = strrchr(parent, '/')) != NULL)
+				*(slash == parent ? slash + 1 : slash) = '\0';
+			if (stat(parent, &st) != 0) {
+				add_problem(out, outlen, "SpoolDir %s: its "
+				    "directory %s does not exist; create it",
+				    cfg->spool_dir, parent);
+				problems++;
+			}
+		}
+		if (walk_up(cfg->spool_dir, &svc, bad, sizeof(bad)) < 0) {
+			add_problem(out, outlen, "SpoolDir %s: UserID %s cannot "
+			    "search %s; chmod o+x it or move SpoolDir",
+			    cfg->spool_dir, cfg->userid, bad);
+			problems++;
+		}
+	}
+	/* The socket, as Postfix's user will see it. */
+	if (spec == NULL || mt_listen_parse(spec, &a, err, sizeof(err)) != 0 ||
+	    a.family != AF_UNIX || peer == NULL ||
+	    (pw = getpwnam(peer)) == NULL)
+		return problems;
+	pf.uid = pw->pw_uid;
+	pf.ngroups = (int)(sizeof(pf.groups) / sizeof(pf.groups[0]));
+	if (getgrouplist(peer, pw->pw_gid, pf.groups, &pf.ngroups) < 0)
+		pf.ngroups = (int)(sizeof(pf.groups) / sizeof(pf.groups[0]));
+	if (!who_may(&pf, sock_uid, sock_gid, sock_mode, 2)) {
+		struct group *gr = getgrgid(sock_gid);
+
+		add_problem(out, outlen, "%s %s: the socket will be mode %04o, "
+		    "owner %u:%s, which user %s cannot connect to; give UserID "
+		    "a group %s is in (UserID mailtrail:%s) or loosen UMask",
+		    what, a.path, (unsigned)sock_mode, (unsigned)sock_uid,
+		    gr ? gr->gr_name : "?", peer, peer, peer);
+		problems++;
+	}
+	snprintf(parent, sizeof(parent), "%s", a.path);
+	if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+		*slash = '\0';
+		/* A missing directory is made 0750 for UserID at start. */
+		if (stat(parent, &st) != 0 ? !who_may(&pf, sock_uid, sock_gid,
+		    0750, 1) : !who_may(&pf, st.st_uid, st.st_gid, st.st_mode,
+		    1)) {
+			add_problem(out, outlen, "%s %s: user %s cannot search "
+			    "the socket's directory %s; give it group %s and "
+			    "mode 0750", what, a.path, peer, parent, peer);
+			problems++;
+		}
+	}
+	if (walk_up(parent, &pf, bad, sizeof(bad)) < 0) {
+		add_problem(out, outlen, "%s %s: user %s cannot search %s",
+		    what, a.path, peer, bad);
+		problems++;
+	}
+	return problems;
 }

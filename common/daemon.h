@@ -82,6 +82,21 @@ int mt_listen_parse(const char *spec, struct mt_listen_addr *a,
 int mt_listen(const char *spec, const struct mt_config *cfg, int have_user,
     uid_t uid, gid_t gid, const char *what);
 
+/*
+ * What -n checks beyond the file itself, where a wrong answer would only
+ * show once mail flows: that UserID (uid, gid: the only group it keeps)
+ * can write SpoolDir and search its way there (with check_spool), and
+ * that peer (Postfix's
+ * mail_owner, "postfix") can connect to the unix socket spec will create
+ * (owner and group from UserID, mode 0777 less UMask) and search every
+ * directory above it. One line per problem, each saying how to fix it,
+ * goes into out; returns the number of problems (0 when peer does not
+ * exist here or the socket is not a unix one).
+ */
+int mt_daemon_check_access(const struct mt_config *cfg, int check_spool,
+    const char *spec, const char *what, int have_user, uid_t uid, gid_t gid,
+    const char *peer, char *out, size_t outlen);
+
 /* fork, setsid, chdir /, stdio to /dev/null. */
 void mt_daemon_detach(void);
 /* Becomes uid/gid for good, or ends the process. */

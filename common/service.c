@@ -39,6 +39,9 @@ mt_service_options(struct mt_service *svc, int argc, char **argv)
 	int opt;
 
 	svc->config_path = MT_CONFIG_DEFAULT;
+	for (opt = 1; opt < argc && strcmp(argv[opt], "--") != 0; opt++)
+		if (strcmp(argv[opt], "--help") == 0)
+			usage(svc, stdout, 0);
 	while ((opt = getopt(argc, argv, "c:fnh")) != -1) {
 		switch (opt) {
 		case 'c': svc->config_path = optarg; break;
@@ -81,6 +84,34 @@ load(const struct mt_service *svc, int attach, char *err, size_t errlen)
 	return cfg;
 }
 
+/* -n: what the file says must also work for UserID and for Postfix. */
+static void
+check_access(const struct mt_service *svc, const struct mt_config *cfg)
+{
+	char problems[4096], user[256];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int have_user = 0;
+
+	if (cfg->userid != NULL) {
+		if (mt_daemon_user(cfg->userid, &uid, &gid, user,
+		    sizeof(user)) < 0) {
+			fprintf(stderr, "%s: %s: UserID %s: no such user or "
+			    "group\n", svc->name, svc->config_path, cfg->userid);
+			exit(1);
+		}
+		have_user = 1;
+	}
+	if (mt_daemon_check_access(cfg, svc->check_spool, svc->socket_of ?
+	    svc->socket_of(cfg) : NULL, svc->socket_key ? svc->socket_key :
+	    "Socket", have_user, uid, gid, "postfix", problems,
+	    sizeof(problems)) > 0) {
+		fprintf(stderr, "%s: %s: the file is valid, but:\n%s", svc->name,
+		    svc->config_path, problems);
+		exit(1);
+	}
+}
+
 struct mt_config *
 mt_service_load(struct mt_service *svc, int attach)
 {
@@ -92,6 +123,7 @@ mt_service_load(struct mt_service *svc, int attach)
 		exit(1);
 	}
 	if (svc->check) {
+		check_access(svc, cfg);
 		describe(svc, cfg, ", ", words, sizeof(words));
 		printf("%s: configuration OK%s\n", svc->config_path, words);
 		mt_config_unref(cfg);

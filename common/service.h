@@ -50,6 +50,7 @@ struct mt_service {
 	/* Optional: the socket only a restart moves, and its key's name. */
 	const char *(*socket_of)(const struct mt_config *cfg);
 	const char *socket_key;	/* "Socket", "RouteSocket" */
+	int check_spool;	/* -n checks that UserID can write SpoolDir */
 
 	/* Set by mt_service_options. */
 	const char *config_path;	/* -c, default MT_CONFIG_DEFAULT */

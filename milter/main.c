@@ -21,6 +21,7 @@
 #include "../common/service.h"
 #include "../common/log.h"
 #include "../mdn/mdn.h"
+#include "../state/db.h"
 #include "../state/events.h"
 #include "milter.h"
 
@@ -159,6 +160,25 @@ geo_watch_stop(pthread_t watch)
 	pthread_join(watch, NULL);
 }
 
+/*
+ * Says at start whether Redis answers, rather than leaving the admin to
+ * learn it from the first message: without it records wait in the spool.
+ */
+static void
+redis_probe(const struct mt_config *cfg, char *buf, size_t len)
+{
+	char err[300];
+	struct mt_db *db = mt_db_new(cfg, err, sizeof(err));
+
+	if (db == NULL || mt_db_ping(db, err, sizeof(err)) != 0)
+		snprintf(buf, len, "redis not answering (%.300s): records wait "
+		    "in the spool until it does", err);
+	else
+		snprintf(buf, len, "redis answered");
+	if (db != NULL)
+		mt_db_free(db);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -166,13 +186,13 @@ main(int argc, char **argv)
 		.name = "mailtrail-milter", .need_secret = 1,
 		.use_pidfile = 1, .attach = runtime_attach,
 		.describe = describe, .socket_of = socket_of,
-		.socket_key = "Socket",
+		.socket_key = "Socket", .check_spool = 1,
 	};
 	struct mt_eng_opts opts = { .report = engine_report };
 	struct mt_config *cfg;
 	struct mt_eng *eng;
 	pthread_t watch;
-	char err[256], what[512];
+	char err[256], what[512], probe[400];
 	int fd;
 
 	mt_service_options(&svc, argc, argv);
@@ -186,8 +206,9 @@ main(int argc, char **argv)
 	mt_mdn_init();		/* GMime, before any callback thread */
 	mt_service_install(&svc, cfg);	/* the store's replayer starts here */
 	describe(cfg, what, sizeof(what));
-	mt_log(LOG_INFO, "starting: socket %s, %s, spool %s", cfg->socket,
-	    what, cfg->spool_dir);
+	redis_probe(cfg, probe, sizeof(probe));
+	mt_log(LOG_INFO, "starting: socket %s, %s, spool %s, %s", cfg->socket,
+	    what, cfg->spool_dir, probe);
 	eng = mt_eng_start(fd, &mt_milter_filter, &opts, err, sizeof(err));
 	if (eng == NULL)
 		mt_fatal("cannot start the milter engine: %s", err);

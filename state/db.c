@@ -471,3 +471,28 @@ mt_db_run(struct mt_db_link *l, struct mt_db_batch *b, int flags, char *err,
 	    errlen);
 }
 
+
+int
+mt_db_ping(struct mt_db *db, char *err, size_t errlen)
+{
+	struct mt_db_batch b;
+	struct mt_db_link *l = mt_db_get(db, err, errlen);
+	const char *pong;
+	int rc = -1;
+
+	if (l == NULL)
+		return -1;
+	mt_db_batch_init(&b);
+	mt_db_add(&b, NULL, "PING");
+	if (mt_db_run(l, &b, 0, err, errlen) == 0) {
+		pong = mt_db_str(mt_db_reply(&b, 0));
+		if (pong != NULL && strcmp(pong, "PONG") == 0)
+			rc = 0;
+		else
+			snprintf(err, errlen, "PING was answered with %.200s",
+			    pong ? pong : "an error");
+	}
+	mt_db_batch_free(&b);
+	mt_db_put(db, l);
+	return rc;
+}

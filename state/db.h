@@ -67,6 +67,9 @@ size_t mt_db_add_script(struct mt_db_batch *b, const struct mt_redis_script
     *s, int nkeys, const char *const *keys, int nargs,
     const char *const *args, const size_t *arglens);
 
+/* PING through a link of db: 0 when Redis answered, -1 with err. */
+int mt_db_ping(struct mt_db *db, char *err, size_t errlen);
+
 /* mt_db_run flags */
 #define MT_DB_WRITE 1	/* in Sentinel and Cluster mode, wait for a
 			 * replica to hold the writes */

@@ -6,6 +6,7 @@ Redis and what the milter logs. One scenario per test, named for the behaviour.
 import base64
 import json
 import os
+import pwd
 import re
 import signal
 import smtplib
@@ -521,7 +522,7 @@ class ConfigCheck(unittest.TestCase):
         return ["# mailtrail test config", "Socket unix:%s/m.sock" % self.dir,
                 "RedisServer 127.0.0.1:6399", "RedisPrefix mt:", "RetentionDays 30",
                 "SecretKeyFile %s" % (secret or self.secret), "SpoolDir %s" % self.dir,
-                "LogFormat kv"]
+                "LogFormat kv", "UMask 000"]
 
     def check(self, path):
         return subprocess.run([MILTER, "-n", "-c", path], capture_output=True, text=True,
@@ -535,7 +536,7 @@ class ConfigCheck(unittest.TestCase):
         path = self.write("bad.conf", self.base() + ["", "NoSuchKey yes"])
         r = self.check(path)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn("%s:10" % path, r.stdout + r.stderr)
+        self.assertIn("%s:11" % path, r.stdout + r.stderr)
 
     def test_malformed_value_fails_check_with_file_and_line(self):
         lines = self.base()
@@ -554,6 +555,55 @@ class ConfigCheck(unittest.TestCase):
     def test_missing_config_file_fails_check(self):
         r = self.check(os.path.join(self.dir, "absent.conf"))
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+
+    def test_check_refuses_a_socket_postfix_cannot_connect_to(self):
+        # Root's socket, mode 0770 under the default UMask: Postfix's user
+        # is out, and mail would flow untagged.
+        lines = [l for l in self.base() if not l.startswith("UMask")]
+        r = self.check(self.write("closed.conf", lines))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("the socket will be mode 0770, owner 0:root, which user "
+                      "postfix cannot connect to", r.stderr)
+        self.assertIn("UserID mailtrail:postfix", r.stderr)
+
+    def test_check_refuses_a_spool_userid_cannot_write_and_passes_once_fixed(self):
+        os.chmod(self.dir, 0o755)
+        spool = os.path.join(self.dir, "spool")
+        os.mkdir(spool, 0o700)
+        lines = [l for l in self.base() if not l.startswith(("UMask", "SpoolDir"))]
+        path = self.write("user.conf", lines + ["UserID nobody:postfix",
+                                                "SpoolDir %s" % spool])
+        r = self.check(path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("SpoolDir %s: UserID nobody:postfix cannot write it "
+                      "(mode 0700, owner 0:0)" % spool, r.stderr)
+        os.chown(spool, pwd.getpwnam("nobody").pw_uid, -1)
+        r = self.check(path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("configuration OK", r.stdout)
+
+    def test_help_is_usage_on_stdout(self):
+        for flag in ("--help", "-h"):
+            r = subprocess.run([MILTER, flag], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("usage: mailtrail-milter", r.stdout)
+
+
+class StartLine(MilterCase):
+    def test_starting_line_says_whether_redis_answered(self):
+        up = h.Milter(self.redis.address, binary=MILTER, name="milter-up").start()
+        down = h.Milter("127.0.0.1:%d" % h.free_port(), binary=MILTER,
+                        name="milter-down").start()
+        try:
+            line = up.wait_log(lambda t: "starting:" in t, what="starting line")
+            self.assertRegex(up.read_log(), r"starting: socket .*, redis answered")
+            down.wait_log(lambda t: "starting:" in t, what="starting line")
+            self.assertRegex(down.read_log(), r"starting: socket .*, redis not "
+                             r"answering \(.*\): records wait in the spool until it does")
+            self.assertTrue(line)
+        finally:
+            up.stop()
+            down.stop()
 
 
 class Reload(MilterCase):
