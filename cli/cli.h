@@ -190,5 +190,6 @@ int cmd_logwatch(struct cli *c, int argc, char **argv);	/* logwatch.c */
 int cmd_dovecot_watch(struct cli *c, int argc, char **argv);	/* dovecot.c */
 int cmd_dovecot_config(struct cli *c, int argc, char **argv);
 int cmd_schedule(struct cli *c, int argc, char **argv);	/* schedule.c */
+int cmd_doctor(struct cli *c, int argc, char **argv);		/* doctor.c */
 
 #endif

@@ -48,6 +48,9 @@ static const struct cli_command commands[] = {
 	    "due (as root)", cmd_schedule },
 	{ "dovecot-config", "[--lua FILE]",
 	    "the Dovecot conf.d snippet that reports reads", cmd_dovecot_config },
+	{ "doctor", "[--postfix-config DIR] [--dovecot-config FILE] "
+	    "[--state FILE]",
+	    "check the whole chain and say what to fix (as root)", cmd_doctor },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -116,6 +116,25 @@ mt_geo_open(char *const *paths, size_t n, char *err, size_t errlen)
 	return g;
 }
 
+int
+mt_geo_file_info(const char *path, struct mt_geo_info *out, char *err,
+    size_t errlen)
+{
+	enum layout layout;
+	struct stat st;
+	MMDB_s *db = open_db(path, &layout, &st, err, errlen);
+
+	memset(out, 0, sizeof(*out));
+	if (db == NULL)
+		return -1;
+	snprintf(out->type, sizeof(out->type), "%s",
+	    db->metadata.database_type ? db->metadata.database_type : "");
+	out->built = db->metadata.build_epoch;
+	out->ip_version = db->metadata.ip_version;
+	close_db(db);
+	return 0;
+}
+
 void
 mt_geo_free(struct mt_geo *g)
 {

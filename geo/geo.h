@@ -43,6 +43,16 @@ int mt_geo_lookup(struct mt_geo *g, const char *ip, struct mt_geo_loc *out);
 int mt_geo_refresh(struct mt_geo *g, int force, char *err, size_t errlen);
 void mt_geo_free(struct mt_geo *g);
 
+/* What a database file says of itself: its type ("GeoIP2-City", "city
+ * ipv4") and when it was built (unix seconds). 0, or -1 with err. */
+struct mt_geo_info {
+	char type[96];
+	uint64_t built;
+	uint32_t ip_version;
+};
+int mt_geo_file_info(const char *path, struct mt_geo_info *out, char *err,
+    size_t errlen);
+
 /* 1 for addresses that have no place on a map (RFC 1918, loopback, ...). */
 int mt_geo_is_private(const char *ip);
 
