@@ -190,6 +190,8 @@ install: all
 	install -m 644 packaging/man/mailtrail-routed.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -d $(DESTDIR)$(PREFIX)/share/mailtrail/dovecot
 	install -m 644 mailbox/mailtrail.lua $(DESTDIR)$(PREFIX)/share/mailtrail/dovecot/
+	install -d $(DESTDIR)$(PREFIX)/share/mailtrail/shippers
+	install -m 644 packaging/shippers/*.conf $(DESTDIR)$(PREFIX)/share/mailtrail/shippers/
 	install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf.sample
 	test -e $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf || \
 	    install -m 644 packaging/mailtrail.conf $(DESTDIR)$(SYSCONFDIR)/mailtrail/mailtrail.conf
