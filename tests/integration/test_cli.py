@@ -276,6 +276,27 @@ class CliTest(unittest.TestCase):
                               r'dsn=4\.4\.1 reason="connection timed out"')
         self.assertIn("client=laptop.example.com[192.0.2.10]", out)
 
+    def test_trace_sorts_events_written_out_of_time_order(self):
+        # A record replayed from the spool writes its SPOOL event after a
+        # delivery result logwatch had already written.
+        mid = "0vq1k2m3n7abcdefghijklmnop.0011223344556677"
+        t = 1714564800000
+        seed_message(self.r, mid, {"qid": "4VqXyZ4sort", "sender": "sort@example.com",
+                                   "nrcpt": "1", "received": str(t)},
+                     {"u@example.net": "sent"}, [
+            {"t": t, "ev": "RECEIVE"},
+            {"t": t + 5000, "ev": "SEND", "rcpt": "u@example.net"},
+            {"t": t + 3000, "ev": "DEFER", "rcpt": "u@example.net"},
+            {"t": t + 1000, "ev": "SPOOL", "spooled": t + 500},
+        ])
+        rc, out, err = self.run_cli("trace", mid)
+        self.assertEqual(rc, 0, err)
+        order = [out.index(e) for e in ("RECEIVE", "SPOOL", "DEFER", "SEND")]
+        self.assertEqual(order, sorted(order), out)
+        rc, out, err = self.run_cli("--json", "trace", mid)
+        self.assertEqual([e["ev"] for e in json.loads(out)["events"]],
+                         ["RECEIVE", "SPOOL", "DEFER", "SEND"])
+
     def test_trace_shows_hop_distance_paris_to_london(self):
         rc, out, err = self.run_cli("trace", "4VqXyZ1abc")
         self.assertEqual(rc, 0, err)
