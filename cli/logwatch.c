@@ -268,8 +268,18 @@ place(struct lw *w, struct mt_dlv *d)
 	snprintf(d->city, sizeof(d->city), "%s", loc.city);
 }
 
+/* A journal entry of a local user's process that reads as a delivery
+ * result: the identifier is the writer's claim, _UID is journald's. */
 static void
-take_line(struct lw *w, const char *line, size_t len, int cut)
+note_untrusted(struct lw *w, const char *line, size_t len)
+{
+	cli_warn_line("logwatch", ++w->k.ignored, "ignoring a delivery line "
+	    "that a process of neither root nor user postfix wrote (the "
+	    "journal's _UID)", "such lines", line, len);
+}
+
+static void
+take_line(struct lw *w, const char *line, size_t len, int cut, int untrusted)
 {
 	struct mt_dlv *d = &w->dlv[w->n];
 	enum mt_dlv_kind r;
@@ -289,6 +299,10 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
 		return;
 	case MT_DLV_REQUEUE:
 	case MT_DLV_RESULT:
+		if (untrusted) {
+			note_untrusted(w, line, len);
+			return;
+		}
 		break;
 	}
 	w->k.results += r == MT_DLV_RESULT;
@@ -305,11 +319,13 @@ take_line(struct lw *w, const char *line, size_t len, int cut)
  * quoted as unparsable.
  */
 static int
-next_line(struct lw_src *s, const char **line, size_t *len, int *cut)
+next_line(struct lw_src *s, const char **line, size_t *len, int *cut,
+    int *untrusted)
 {
 	enum mt_jline_kind kind;
 	int r;
 
+	*untrusted = 0;
 	if (s->jr == NULL) {
 		r = mt_follow_next(&s->f, line, len, cut);
 		if (r < 0)
@@ -319,7 +335,8 @@ next_line(struct lw_src *s, const char **line, size_t *len, int *cut)
 	r = mt_journal_next(s->jr, line, len, &kind);
 	if (r < 0)
 		fprintf(stderr, "mailtrail logwatch: %s\n", s->jr->err);
-	*cut = r > 0 && kind != MT_JLINE_OK;
+	*untrusted = r > 0 && kind == MT_JLINE_UNTRUSTED;
+	*cut = r > 0 && kind != MT_JLINE_OK && kind != MT_JLINE_UNTRUSTED;
 	return r;
 }
 
@@ -345,16 +362,16 @@ follow_loop(struct lw *w, struct lw_src *s, int once)
 {
 	const char *line;
 	size_t len;
-	int r, cut, more, status = CLI_FOUND;
+	int r, cut, untrusted, more, status = CLI_FOUND;
 
 	while (!cli_stop_requested) {
-		r = next_line(s, &line, &len, &cut);
+		r = next_line(s, &line, &len, &cut, &untrusted);
 		if (r < 0) {
 			status = CLI_FAIL;
 			break;
 		}
 		if (r > 0) {
-			take_line(w, line, len, cut);
+			take_line(w, line, len, cut, untrusted);
 			if (w->n < BATCH)
 				continue;
 		}

@@ -163,8 +163,11 @@ enum mt_jline_kind {
 				 * identifier, binary message, no message);
 				 * out holds what could be written, to quote */
 	MT_JLINE_OK = 0,
-	MT_JLINE_CUT = 1	/* message too long: out is the line cut at
+	MT_JLINE_CUT = 1,	/* message too long: out is the line cut at
 				 * MT_DLV_LINE_MAX */
+	MT_JLINE_UNTRUSTED = 2	/* (mt_journal_next only) a whole line, but
+				 * journald says a process of neither root
+				 * nor Postfix's user wrote it (_UID) */
 };
 
 /*
@@ -189,6 +192,7 @@ struct mt_journal {
 	char err[256];
 	char warn[512];		/* set by open: the saved cursor was unusable,
 				 * or no journal file is readable */
+	long postfix_uid;	/* user postfix's uid, -1 when there is none */
 };
 
 /*

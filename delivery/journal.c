@@ -5,6 +5,7 @@
  * one taken kept in the state file so that a restart resumes after it.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,9 +94,12 @@ int
 mt_journal_open(struct mt_journal *jr, const char *dir, const char *state)
 {
 	struct stat sb;
+	struct passwd *pw;
 	int r;
 
 	memset(jr, 0, sizeof(*jr));
+	pw = getpwnam("postfix");
+	jr->postfix_uid = pw != NULL ? (long)pw->pw_uid : -1;
 	if (dir != NULL) {
 		if ((jr->dir = strdup(dir)) == NULL)
 			return fail(jr, "out of memory opening", ENOMEM);
@@ -144,6 +148,29 @@ copy_field(sd_journal *j, const char *name, char *buf, size_t size,
 	return 1;
 }
 
+/*
+ * SYSLOG_IDENTIFIER is whatever the writer said (logger -t postfix/smtp);
+ * _UID is what journald saw. Postfix's programs run as root (master,
+ * local, pipe) or as its mail_owner, "postfix": any other writer is a
+ * local user's, whose delivery lines change nothing.
+ */
+static int
+trusted_writer(struct mt_journal *jr)
+{
+	char uid[24];
+	size_t n, i;
+	long v = 0;
+
+	if (!copy_field(jr->j, "_UID", uid, sizeof(uid) - 1, &n) || n == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (uid[i] < '0' || uid[i] > '9' || v > 1000000000L)
+			return 0;
+		v = v * 10 + (uid[i] - '0');
+	}
+	return v == 0 || (jr->postfix_uid >= 0 && v == jr->postfix_uid);
+}
+
 int
 mt_journal_next(struct mt_journal *jr, const char **line, size_t *len,
     enum mt_jline_kind *kind)
@@ -173,6 +200,8 @@ mt_journal_next(struct mt_journal *jr, const char **line, size_t *len,
 	    &e.msg_len))
 		e.msg = NULL;
 	*kind = mt_journal_line(&e, jr->line, len);
+	if (*kind == MT_JLINE_OK && !trusted_writer(jr))
+		*kind = MT_JLINE_UNTRUSTED;
 	*line = jr->line;
 	return 1;
 }

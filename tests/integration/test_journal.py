@@ -10,6 +10,7 @@ input counted and never fatal, and the journal taken when there is no
 
 import json
 import os
+import pwd
 import re
 import signal
 import struct
@@ -82,8 +83,15 @@ class Journal:
         return len(entries)
 
 
-def postfix_entry(ident, msg, pid="4242", host="jnl", facility="2"):
+POSTFIX_UID = str(pwd.getpwnam("postfix").pw_uid)
+
+
+def postfix_entry(ident, msg, pid="4242", host="jnl", facility="2",
+                  uid=POSTFIX_UID):
+    """An entry as journald writes it for a Postfix program: _UID is the
+    writer journald saw (Postfix's user; root for master and local)."""
     fields = [("_HOSTNAME", host), ("SYSLOG_FACILITY", facility),
+              ("_UID", uid),
               ("SYSLOG_IDENTIFIER", ident), ("_SYSTEMD_UNIT",
                                              "postfix@-.service"),
               ("PRIORITY", "6"), ("MESSAGE", msg)]
@@ -92,11 +100,12 @@ def postfix_entry(ident, msg, pid="4242", host="jnl", facility="2"):
     return fields
 
 
-@unittest.skipUnless(os.access(JOURNAL_REMOTE, os.X_OK),
-                     "systemd-journal-remote is not installed")
 class JournalDelivery(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        if not os.access(JOURNAL_REMOTE, os.X_OK):
+            raise RuntimeError("%s missing: packaging/deps.sh installs "
+                               "systemd-journal-remote" % JOURNAL_REMOTE)
         cls.redis = h.Redis().start()
         cls.rc = cls.redis.client()
         cls.sink = h.Sink().start()
@@ -258,6 +267,32 @@ class JournalDelivery(unittest.TestCase):
         self.assertIn(" x postfix/smtp: " + qid, err)
         self.assertIn("\\x00", err)           # quoted, not written raw
         self.assertNotIn("\x00", err)
+
+    def test_4b_a_local_users_entries_change_nothing(self):
+        """logger -t postfix/smtp writes any identifier; journald's _UID
+        tells the writer. Root's entries (master, local) count."""
+        tid, lines = self.send(["u@ok.test"])
+        j = Journal(self.work, "uid")
+        qid = re.search(r": (\w+): to=<u@ok.test>", "\n".join(lines))[1]
+        forged = ("%s: to=<u@ok.test>, relay=none, delay=1, dsn=5.1.1, "
+                  "status=bounced (forged by a local user)" % qid)
+        j.append([postfix_entry("postfix/smtp", forged, uid="65534"),
+                  [f for f in postfix_entry("postfix/smtp", forged)
+                   if f[0] != "_UID"]])
+        out, err = self.logwatch("--journal", j.dir, "--once", "--state",
+                                 self.state("uid"))
+        self.assertEqual(out["ignored"], 2)
+        self.assertEqual(out["written"], 0)
+        self.assertEqual(h.statuses(self.rc, tid), {"u@ok.test": "queued"})
+        self.assertIn("neither root nor user postfix wrote", err)
+        self.assertIn("forged by a local user", err)
+        real = [l for l in lines if "to=<u@ok.test>" in l]
+        m = SYSLOG_LINE.match(real[0])
+        j.append([postfix_entry(m["ident"], m["msg"], m["pid"], uid="0")])
+        out, err = self.logwatch("--journal", j.dir, "--once", "--state",
+                                 self.state("uid"))
+        self.assertEqual(out["written"], 1)
+        self.assertEqual(h.statuses(self.rc, tid), {"u@ok.test": "sent"})
 
     def test_5_unusable_cursors_and_directories_say_so(self):
         tid, lines = self.send(["c@ok.test"])
