@@ -372,18 +372,6 @@ route_row(struct cli_table *t, const json_t *r)
 	cli_buf_free(&b);
 }
 
-static int
-has_legs(const json_t *whole)
-{
-	const json_t *r;
-	size_t i;
-
-	json_array_foreach(json_object_get(whole, "routes"), i, r)
-		if (json_array_size(json_object_get(r, "legs")) > 0)
-			return 1;
-	return 0;
-}
-
 static void
 print_whole(const json_t *whole)
 {
@@ -411,7 +399,7 @@ print_whole(const json_t *whole)
 		route_row(&t, v);
 	cli_table_print(&t, stdout, "  ");
 	cli_table_free(&t);
-	if (has_legs(whole))
+	if (mt_map_has_legs(whole))
 		printf("  total %.1f km great-circle (a leg several recipients "
 		    "share counts once)\n",
 		    json_number_value(json_object_get(whole, "km")));

@@ -7,18 +7,15 @@
 
 #include "text.h"
 
-/*
- * Length of the valid UTF-8 sequence at s[0..len), or 0 when the bytes there
- * are not one (overlong forms, surrogates and values past U+10FFFF included).
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t len)
+long
+mt_utf8_next(const unsigned char *s, size_t len, size_t *used)
 {
 	size_t n;
-	unsigned int cp;
+	long cp;
 
+	*used = 1;
 	if (s[0] < 0x80)
-		return 1;
+		return s[0];
 	if (s[0] >= 0xc2 && s[0] <= 0xdf)
 		n = 2, cp = s[0] & 0x1f;
 	else if (s[0] >= 0xe0 && s[0] <= 0xef)
@@ -26,18 +23,28 @@ utf8_seq(const unsigned char *s, size_t len)
 	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
 		n = 4, cp = s[0] & 0x07;
 	else
-		return 0;
+		return -1;
 	if (n > len)
-		return 0;
+		return -1;
 	for (size_t i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80)
-			return 0;
+			return -1;
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
 	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
+		return -1;
+	*used = n;
+	return cp;
+}
+
+/* Length of the valid UTF-8 sequence at s[0..len), or 0 when it is none. */
+static size_t
+utf8_seq(const unsigned char *s, size_t len)
+{
+	size_t used;
+
+	return mt_utf8_next(s, len, &used) < 0 ? 0 : used;
 }
 
 size_t

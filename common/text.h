@@ -8,6 +8,13 @@
 
 #include <stddef.h>
 
+/*
+ * The code point of the UTF-8 sequence at s[0..len) (len >= 1), *used its
+ * length; -1 (with *used 1) when the bytes there are not one valid
+ * sequence: overlong forms, surrogates and values past U+10FFFF included.
+ */
+long mt_utf8_next(const unsigned char *s, size_t len, size_t *used);
+
 /* The longest header line we write, RFC 5322 section 2.1.1. */
 #define MT_HDR_LINE_MAX 998
 

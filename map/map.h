@@ -41,6 +41,9 @@ struct mt_map_in {
  */
 json_t *mt_map_whole(const struct mt_map_in *in);
 
+/* 1 when some route of the whole path has a leg (a distance at all). */
+int mt_map_has_legs(const json_t *whole);
+
 /* Great-circle distance in km (mean Earth radius 6371.0088 km). */
 double mt_map_km(double lat1, double lon1, double lat2, double lon2);
 

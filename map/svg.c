@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/text.h"
 #include "map.h"
 
 #define MAP_W 1000.0
@@ -73,40 +74,6 @@ sb_printf(struct sbuf *b, const char *fmt, ...)
 		    : sizeof(tmp) - 1);
 }
 
-/*
- * One UTF-8 character of s (len bytes left): its code point, or -1 for a
- * byte that starts no valid character. *used is set either way.
- */
-static long
-utf8_next(const unsigned char *s, size_t len, size_t *used)
-{
-	long c;
-	size_t n, i;
-
-	*used = 1;
-	if (s[0] < 0x80)
-		return s[0];
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, c = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, c = s[0] & 0x07;
-	else
-		return -1;
-	if (len < n)
-		return -1;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return -1;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return -1;
-	*used = n;
-	return c;
-}
-
 /* Characters that must not reach an SVG text: what XML 1.0 forbids, C1
  * controls, and the bidirectional controls that could reorder a label. */
 static int
@@ -132,7 +99,7 @@ sb_textn(struct sbuf *b, const char *s, size_t max)
 			sb_lit(b, "\xe2\x80\xa6");
 			return;
 		}
-		c = utf8_next(p, len, &used);
+		c = mt_utf8_next(p, len, &used);
 		if (unwanted(c))
 			sb_lit(b, "\xef\xbf\xbd");	/* U+FFFD */
 		else if (c == '&')
@@ -167,7 +134,7 @@ text_chars(const char *s)
 	size_t len = strlen(s), used, n = 0;
 
 	while (len > 0 && n < TEXT_MAX + 1) {
-		utf8_next((const unsigned char *)s, len, &used);
+		mt_utf8_next((const unsigned char *)s, len, &used);
 		s += used;
 		len -= used;
 		n++;
@@ -671,18 +638,6 @@ legend_route(struct sbuf *b, double *y, const json_t *r)
 	*y += LINE_H;
 }
 
-static int
-any_leg(const json_t *whole)
-{
-	const json_t *r;
-	size_t i;
-
-	json_array_foreach(json_object_get(whole, "routes"), i, r)
-		if (json_array_size(json_object_get(r, "legs")) > 0)
-			return 1;
-	return 0;
-}
-
 static void
 draw_legend(struct sbuf *b, const struct mt_map_svg_in *in, double y0,
     size_t placed)
@@ -709,7 +664,7 @@ draw_legend(struct sbuf *b, const struct mt_map_svg_in *in, double y0,
 	y += 4;
 	json_array_foreach(json_object_get(in->whole, "routes"), i, v)
 		legend_route(b, &y, v);
-	if (any_leg(in->whole))
+	if (mt_map_has_legs(in->whole))
 		snprintf(line, sizeof(line), "Total %.1f km great-circle (a leg "
 		    "that several recipients share counts once).",
 		    json_number_value(json_object_get(in->whole, "km")));

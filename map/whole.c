@@ -356,3 +356,15 @@ mt_map_whole(const struct mt_map_in *in)
 	json_object_set_new(w, "km", json_real(round1(total)));
 	return w;
 }
+
+int
+mt_map_has_legs(const json_t *whole)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(whole, "routes"), i, r)
+		if (json_array_size(json_object_get(r, "legs")) > 0)
+			return 1;
+	return 0;
+}

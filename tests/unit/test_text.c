@@ -92,10 +92,42 @@ log_field_cut_never_splits_an_escape(void **state)
 	assert_string_equal(out, "ab");
 }
 
+static void
+utf8_decoder_takes_valid_sequences_only(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len, used;
+		long cp;
+	} cases[] = {
+		{ "A", 1, 1, 'A' },
+		{ "\xc3\xa9", 2, 2, 0xe9 },
+		{ "\xe2\x82\xac", 3, 3, 0x20ac },
+		{ "\xf0\x9f\x98\x80", 4, 4, 0x1f600 },
+		{ "\xc0\x80", 2, 1, -1 },		/* overlong NUL */
+		{ "\xe0\x80\xaf", 3, 1, -1 },		/* overlong '/' */
+		{ "\xed\xa0\x80", 3, 1, -1 },		/* a surrogate */
+		{ "\xf4\x90\x80\x80", 4, 1, -1 },	/* past U+10FFFF */
+		{ "\xe2\x82", 2, 1, -1 },		/* cut short */
+		{ "\x80", 1, 1, -1 },			/* a continuation */
+	};
+	size_t used;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long cp = mt_utf8_next((const unsigned char *)cases[i].s,
+		    cases[i].len, &used);
+
+		assert_int_equal(cp, cases[i].cp);
+		assert_int_equal(used, cases[i].used);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(utf8_decoder_takes_valid_sequences_only),
 		cmocka_unit_test(header_value_never_carries_cr_lf_nul),
 		cmocka_unit_test(header_value_folds_blanks_and_trims),
 		cmocka_unit_test(header_value_keeps_utf8_and_replaces_invalid_bytes),
