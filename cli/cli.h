@@ -131,6 +131,8 @@ void cli_print_escaped(FILE *f, const char *s, size_t len);
 /* "2024-05-01T12:00:00.123Z"; "-" when ms is out of range. */
 void cli_time_ms(char out[40], int64_t ms);
 int cli_parse_i64(const char *s, size_t len, int64_t *out);	/* 0 / -1 */
+/* Milliseconds from an event's or hop's "t" (a number or digits): 0 / -1. */
+int cli_json_ms(const json_t *v, int64_t *ms);
 int cli_parse_double(const char *s, size_t len, double *out);	/* 0 / -1 */
 double cli_haversine_km(double lat1, double lon1, double lat2, double lon2);
 
@@ -177,16 +179,22 @@ int cli_spawn(const char *const argv[], int with_stderr,
 /* The subcommands. */
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_trace(struct cli *c, int argc, char **argv);
-/* trace.c: the whole path (mt_map_whole) of a loaded message and its hop
- * path; never NULL. */
-json_t *cli_whole_path(const struct cli_msg *m, const json_t *path);
-json_t *cli_hop_path(struct cli_msg *m);
+/*
+ * trace.c, never NULL: the record's stored hop path (malformed hops
+ * counted in m->bad); the whole path (mt_map_whole) built from it and the
+ * events; and the hop path with readers and "km" that trace --json shows.
+ */
+json_t *cli_record_path(struct cli_msg *m);
+json_t *cli_whole_path(const struct cli_msg *m, const json_t *record);
+json_t *cli_hop_path(const struct cli_msg *m, const json_t *record);
 int cmd_map(struct cli *c, int argc, char **argv);		/* map.c */
 int cmd_search(struct cli *c, int argc, char **argv);
 int cmd_route(struct cli *c, int argc, char **argv);		/* route.c */
 int cmd_postfix_config(struct cli *c, int argc, char **argv);
 int cmd_mark_read(struct cli *c, int argc, char **argv);	/* markread.c */
 int cmd_logwatch(struct cli *c, int argc, char **argv);	/* logwatch.c */
+/* Where logwatch keeps its position by default (doctor reads its age). */
+#define CLI_LOGWATCH_STATE "/var/lib/mailtrail/logwatch.state"
 int cmd_dovecot_watch(struct cli *c, int argc, char **argv);	/* dovecot.c */
 int cmd_dovecot_config(struct cli *c, int argc, char **argv);
 int cmd_schedule(struct cli *c, int argc, char **argv);	/* schedule.c */

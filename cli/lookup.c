@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +345,52 @@ find_path(struct cli_msg *m)
 	}
 }
 
+/* Milliseconds from an event's or hop's "t": a number or digit string. */
+int
+cli_json_ms(const json_t *v, int64_t *ms)
+{
+	if (json_is_integer(v)) {
+		*ms = (int64_t)json_integer_value(v);
+		return 0;
+	}
+	if (json_is_real(v) && isfinite(json_real_value(v)) &&
+	    fabs(json_real_value(v)) < 9e15) {
+		*ms = (int64_t)json_real_value(v);
+		return 0;
+	}
+	if (json_is_string(v))
+		return cli_parse_i64(json_string_value(v),
+		    json_string_length(v), ms);
+	return -1;
+}
+
+/*
+ * Events in time order, for every command that shows or draws them.
+ * Postfix's log gives whole seconds: within one second, the order the
+ * events were written in is the better one. Events without a time stay
+ * where they are.
+ */
+static void
+sort_events(struct cli_msg *m)
+{
+	size_t i, j;
+	int64_t ti, tj;
+
+	for (i = 1; i < m->nev; i++) {
+		json_t *e = m->ev[i];
+
+		if (cli_json_ms(json_object_get(e, "t"), &ti) != 0)
+			continue;
+		for (j = i; j > 0; j--) {
+			if (cli_json_ms(json_object_get(m->ev[j - 1], "t"),
+			    &tj) != 0 || tj / 1000 <= ti / 1000)
+				break;
+			m->ev[j] = m->ev[j - 1];
+		}
+		m->ev[j] = e;
+	}
+}
+
 int
 cli_msg_load(struct cli *c, const char *id, int with_events,
     struct cli_msg *m)
@@ -381,6 +428,7 @@ cli_msg_load(struct cli *c, const char *id, int with_events,
 	m->rcpt = cli_rcpt_pairs(m->rec);
 	parse_events(m);
 	find_path(m);
+	sort_events(m);
 	if (!with_events) {
 		for (size_t i = 0; i < m->nev; i++)
 			json_decref(m->ev[i]);

@@ -60,7 +60,7 @@ cmd_map(struct cli *c, int argc, char **argv)
 	char err[512];
 	int i, n = 0, rc, have_land;
 	struct cli_msg m;
-	json_t *path, *whole;
+	json_t *record, *whole;
 	char *svg;
 	size_t len;
 
@@ -92,8 +92,8 @@ cmd_map(struct cli *c, int argc, char **argv)
 	have_land = mt_map_land_load(land_path, &land, err, sizeof(err)) == 0;
 	if (!have_land)
 		fprintf(stderr, "mailtrail: map: no land drawn: %s\n", err);
-	path = cli_hop_path(&m);
-	whole = cli_whole_path(&m, path);
+	record = cli_record_path(&m);
+	whole = cli_whole_path(&m, record);
 	svg = mt_map_svg(&(struct mt_map_svg_in){ .whole = whole,
 	    .land = have_land ? &land : NULL, .title = m.id,
 	    .credit = have_land ? CREDIT_LAND : CREDIT_NOLAND }, &len);
@@ -102,7 +102,7 @@ cmd_map(struct cli *c, int argc, char **argv)
 	rc = write_file(out, svg, len) == 0 ? CLI_FOUND : CLI_FAIL;
 	free(svg);
 	json_decref(whole);
-	json_decref(path);
+	json_decref(record);
 	mt_map_land_free(&land);
 	cli_msg_free(&m);
 	return rc;

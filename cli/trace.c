@@ -14,25 +14,6 @@
 #include "cli.h"
 #include "../map/map.h"
 
-/* Milliseconds from an event's or hop's "t": a number or digit string. */
-static int
-json_ms(const json_t *v, int64_t *ms)
-{
-	if (json_is_integer(v)) {
-		*ms = (int64_t)json_integer_value(v);
-		return 0;
-	}
-	if (json_is_real(v) && isfinite(json_real_value(v)) &&
-	    fabs(json_real_value(v)) < 9e15) {
-		*ms = (int64_t)json_real_value(v);
-		return 0;
-	}
-	if (json_is_string(v))
-		return cli_parse_i64(json_string_value(v),
-		    json_string_length(v), ms);
-	return -1;
-}
-
 /* A string value, quoted when blanks or quotes would make key=value vague. */
 static void
 add_string_value(struct cli_buf *b, const char *s, size_t len)
@@ -97,7 +78,7 @@ event_row(struct cli_table *t, json_t *ev)
 	json_t *v;
 	int64_t ms;
 
-	if (json_ms(json_object_get(ev, "t"), &ms) == 0)
+	if (cli_json_ms(json_object_get(ev, "t"), &ms) == 0)
 		cli_time_ms(when, ms);
 	else
 		snprintf(when, sizeof(when), "-");
@@ -116,7 +97,7 @@ event_row(struct cli_table *t, json_t *ev)
 		/* Times in an event's details (RELEASE's due, SPOOL's
 		 * spooled) read like its own. */
 		if ((strcmp(key, "due") == 0 || strcmp(key, "spooled") == 0) &&
-		    json_is_integer(v) && json_ms(v, &ms) == 0) {
+		    json_is_integer(v) && cli_json_ms(v, &ms) == 0) {
 			cli_time_ms(when, ms);
 			cli_buf_add(&b, when, strlen(when));
 		} else
@@ -230,36 +211,46 @@ add_readers(const struct cli_msg *m, json_t *path)
 	}
 }
 
-/* The record's "path", its readers' places, and each hop's "km" from the
- * previous hop. */
+/* The record's hop path: the stored "path" (or the record's own client
+ * when it has none), hops that are no object left out and counted. */
 json_t *
-cli_hop_path(struct cli_msg *m)
+cli_record_path(struct cli_msg *m)
 {
 	const char *s;
 	size_t len, i;
-	json_t *path, *hop;
-	double lat, lon, plat = 0, plon = 0;
-	int have_prev = 0, have;
+	json_t *path;
 
 	s = cli_msg_field(m, "path", &len);
-	if (s == NULL) {
-		path = path_from_record(m);
-	} else {
-		path = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
-		if (!json_is_array(path)) {
-			json_decref(path);
-			m->bad++;
-			path = json_array();
-		}
+	if (s == NULL)
+		return path_from_record(m);
+	path = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_array(path)) {
+		json_decref(path);
+		m->bad++;
+		return json_array();
 	}
-	add_readers(m, path);
-	for (i = 0; i < json_array_size(path); i++) {
-		hop = json_array_get(path, i);
-		if (!json_is_object(hop)) {
+	for (i = 0; i < json_array_size(path); i++)
+		if (!json_is_object(json_array_get(path, i))) {
 			json_array_remove(path, i--);
 			m->bad++;
-			continue;
 		}
+	return path;
+}
+
+/* The record's path, its readers' places, and each hop's "km" from the
+ * previous hop: what trace --json calls "path". */
+json_t *
+cli_hop_path(const struct cli_msg *m, const json_t *record)
+{
+	json_t *path = json_deep_copy(record), *hop;
+	double lat, lon, plat = 0, plon = 0;
+	int have_prev = 0, have;
+	size_t i;
+
+	if (path == NULL)
+		cli_oom();
+	add_readers(m, path);
+	json_array_foreach(path, i, hop) {
 		have = hop_geo(hop, &lat, &lon);
 		if (have && have_prev)
 			json_object_set_new(hop, "km", json_real(round(10.0 *
@@ -461,42 +452,16 @@ trace_json(const struct cli_msg *m, json_t *path, json_t *whole)
 
 /* Oldest first by "t", in written order where times are equal or absent:
  * a SPOOL written late still stands where it happened. */
-static void
-sort_events(struct cli_msg *m)
-{
-	size_t i, j;
-	int64_t ti, tj;
-
-	/* Postfix's log gives whole seconds: within one second, the order
-	 * the events were written in is the better one. */
-	for (i = 1; i < m->nev; i++) {
-		json_t *e = m->ev[i];
-
-		if (json_ms(json_object_get(e, "t"), &ti) != 0)
-			continue;
-		for (j = i; j > 0; j--) {
-			if (json_ms(json_object_get(m->ev[j - 1], "t"), &tj) ==
-			    0 && tj / 1000 <= ti / 1000)
-				break;
-			if (json_ms(json_object_get(m->ev[j - 1], "t"), &tj) != 0)
-				break;
-			m->ev[j] = m->ev[j - 1];
-		}
-		m->ev[j] = e;
-	}
-}
-
 /*
  * The whole path from the hops, the events and the recipients. The map
  * command builds the same, so it lives here for both.
  */
 json_t *
-cli_whole_path(const struct cli_msg *m, const json_t *path)
+cli_whole_path(const struct cli_msg *m, const json_t *record)
 {
 	const char **rcpts;
 	size_t n = 0, i;
-	json_t *whole, *hops = json_array(), *hop;
-	const char *src;
+	json_t *whole;
 
 	rcpts = cli_xmalloc(sizeof(*rcpts) * (m->rcpt ? m->rcpt->elements / 2
 	    + 1 : 1));
@@ -504,16 +469,10 @@ cli_whole_path(const struct cli_msg *m, const json_t *path)
 		if (m->rcpt->element[i]->type == REDIS_REPLY_STRING &&
 		    strlen(m->rcpt->element[i]->str) == m->rcpt->element[i]->len)
 			rcpts[n++] = m->rcpt->element[i]->str;
-	/* Readers come from the READ events; the hops are the record's. */
-	json_array_foreach(path, i, hop) {
-		src = json_string_value(json_object_get(hop, "src"));
-		if (src == NULL || strcmp(src, "read") != 0)
-			json_array_append(hops, hop);
-	}
-	whole = mt_map_whole(&(struct mt_map_in){ .hops = hops,
+	/* Readers come from the READ events, not from a path. */
+	whole = mt_map_whole(&(struct mt_map_in){ .hops = record,
 	    .events = (const json_t *const *)m->ev, .nev = m->nev,
 	    .rcpts = rcpts, .nrcpt = n });
-	json_decref(hops);
 	free(rcpts);
 	if (whole == NULL)
 		cli_oom();
@@ -524,7 +483,7 @@ int
 cmd_trace(struct cli *c, int argc, char **argv)
 {
 	struct cli_msg m;
-	json_t *path, *whole;
+	json_t *record, *path, *whole;
 	int rc, geojson = 0, i, n = 0;
 	char **args = cli_xmalloc(sizeof(*args) * ((size_t)argc + 1));
 
@@ -545,9 +504,9 @@ cmd_trace(struct cli *c, int argc, char **argv)
 	free(args);
 	if (rc != CLI_FOUND)
 		return rc;
-	sort_events(&m);
-	path = cli_hop_path(&m);
-	whole = cli_whole_path(&m, path);
+	record = cli_record_path(&m);
+	path = cli_hop_path(&m, record);
+	whole = cli_whole_path(&m, record);
 	if (geojson)
 		cli_json_print(mt_map_geojson(whole));
 	else if (c->json)
@@ -559,6 +518,7 @@ cmd_trace(struct cli *c, int argc, char **argv)
 		    "skipped\n", m.bad);
 	json_decref(whole);
 	json_decref(path);
+	json_decref(record);
 	cli_msg_free(&m);
 	return CLI_FOUND;
 }

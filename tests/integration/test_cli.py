@@ -297,6 +297,37 @@ class CliTest(unittest.TestCase):
         self.assertEqual([e["ev"] for e in json.loads(out)["events"]],
                          ["RECEIVE", "SPOOL", "DEFER", "SEND"])
 
+    def test_trace_and_map_take_the_latest_delivery_by_time(self):
+        # Two deliveries to one recipient (a resend), the later one in time
+        # written first (two logwatch instances, a replay): the destination
+        # is the later in time, for trace and map alike.
+        mid = "0vq1k2m3n8abcdefghijklmnop.8899aabbccddeeff"
+        t = 1714564800000
+        seed_message(self.r, mid, {"qid": "4VqXyZ5late", "sender": "late@example.com",
+                                   "nrcpt": "1", "received": str(t)},
+                     {"v@example.net": "sent"}, [
+            {"t": t, "ev": "RECEIVE"},
+            {"t": t + 9000, "ev": "SEND", "rcpt": "v@example.net",
+             "relay": "mx.tokyo.test[203.0.113.30]:25", "ip": "203.0.113.30",
+             "lat": 35.6762, "lon": 139.6503, "cc": "JP", "city": "Tokyo"},
+            {"t": t + 2000, "ev": "SEND", "rcpt": "v@example.net",
+             "relay": "mx.paris.test[192.0.2.10]:25", "ip": "192.0.2.10",
+             "lat": 48.8566, "lon": 2.3522, "cc": "FR", "city": "Paris"},
+        ])
+        rc, out, err = self.run_cli("trace", "--geojson", mid)
+        self.assertEqual(rc, 0, err)
+        cities = [f["properties"].get("city") for f in json.loads(out)["features"]
+                  if f["properties"].get("role") == "destination"]
+        self.assertEqual(cities, ["Tokyo"])
+        svg = os.path.join(self.dir, "late.svg")
+        rc, out, err = self.run_cli("map", "-o", svg, "--land",
+                                    os.path.join(self.dir, "none.json"), mid)
+        self.assertEqual(rc, 0, err)
+        with open(svg, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("Tokyo, JP", text)
+        self.assertNotIn("Paris, FR", text)
+
     def test_trace_shows_hop_distance_paris_to_london(self):
         rc, out, err = self.run_cli("trace", "4VqXyZ1abc")
         self.assertEqual(rc, 0, err)
