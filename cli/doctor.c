@@ -29,7 +29,6 @@
 #include "../map/map.h"
 
 #define POSTFIX_USER "postfix"
-#define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
 #define GEODB_OLD_DAYS 90
 /* A RECEIVE this old with no delivery result after it: logwatch is behind. */
 #define LOGWATCH_LAG_S 900
@@ -552,7 +551,7 @@ int
 cmd_doctor(struct cli *c, int argc, char **argv)
 {
 	const struct cli_command *cmd = cli_find_command(argv[0]);
-	struct doctor d = { .c = c, .state = STATE_DEFAULT };
+	struct doctor d = { .c = c, .state = CLI_LOGWATCH_STATE };
 	int i, redis_ok;
 
 	for (i = 1; i < argc; i++) {

@@ -25,7 +25,6 @@
 #define BATCH 512
 #define POLL_MS 200
 #define RETRY_MS 1000
-#define STATE_DEFAULT "/var/lib/mailtrail/logwatch.state"
 #define LOG_DEFAULT "/var/log/mail.log"
 
 struct lw_counts {
@@ -529,7 +528,7 @@ int
 cmd_logwatch(struct cli *c, int argc, char **argv)
 {
 	const struct cli_command *cmd = cli_find_command(argv[0]);
-	struct lw w = { .c = c, .state = STATE_DEFAULT };
+	struct lw w = { .c = c, .state = CLI_LOGWATCH_STATE };
 	struct lw_src src = { .jr = NULL };
 	const char *path = NULL, *jdir = NULL;
 	int i, once = 0, journal = 0, rc;

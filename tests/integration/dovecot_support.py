@@ -360,11 +360,7 @@ class Dovecot:
 
     # -- logs
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return h.read_text(self.log_path)
 
     def lines(self):
         return self.log().splitlines()

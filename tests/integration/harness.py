@@ -94,6 +94,15 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
+def read_text(path):
+    """A log file's text so far (bad bytes replaced), "" before it exists."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
 def make_workdir(prefix):
     """A temp dir under /var/tmp that user postfix can traverse."""
     d = tempfile.mkdtemp(prefix="mt-%s-" % prefix, dir="/var/tmp")
@@ -407,11 +416,7 @@ class Daemon:
         self.proc.send_signal(signal.SIGHUP)
 
     def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def lines(self):
         return self.read_log().splitlines()

@@ -110,11 +110,7 @@ class Shipper:
         self.proc = None
 
     def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return h.read_text(self.log_path)
 
     def objects(self):
         """Every complete JSON line the shipped config wrote so far."""
